@@ -3,7 +3,6 @@ module github.com/qcdvpn/qcdvpn
 go 1.26.8
 
 require (
-	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/crypto v0.58.0
+	golang.org/x/sys v0.49.0
 )
