@@ -1,0 +1,153 @@
+// Command qcdvpn is the qcdvpn VPN client.
+//
+//	qcdvpn up -p PROFILE [--events json]   connect and stay up until SIGINT/SIGTERM
+//	qcdvpn version                         print the version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/qcdvpn/qcdvpn/sdk"
+)
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `qcdvpn — IKEv2/IPsec VPN client
+
+Usage:
+  qcdvpn up -p PROFILE [--events json] [--log-level LEVEL]
+  qcdvpn version
+  qcdvpn help
+
+Run 'qcdvpn COMMAND --help' for a command's flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "up":
+		return cmdUp(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "qcdvpn %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "qcdvpn: unknown command %q (see 'qcdvpn help')\n", args[0])
+		return 2
+	}
+}
+
+func cmdUp(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	profilePath := fs.String("p", "", "profile JSON file (required)")
+	fs.StringVar(profilePath, "profile", "", "same as -p")
+	events := fs.String("events", "text", "event output: text (human lines on stderr) or json (one object per line on stdout)")
+	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: qcdvpn up -p PROFILE [--events json] [--log-level LEVEL]\n\nConnects and stays up until SIGINT or SIGTERM.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "qcdvpn up: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *profilePath == "" {
+		fmt.Fprintln(stderr, "qcdvpn up: -p PROFILE is required")
+		return 2
+	}
+	if *events != "json" && *events != "text" {
+		fmt.Fprintf(stderr, "qcdvpn up: --events: %q is not one of json, text\n", *events)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "qcdvpn up: --log-level: %q is not one of debug, info, warn, error\n", *logLevel)
+		return 2
+	}
+	p, err := sdk.LoadProfile(*profilePath)
+	if err != nil {
+		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var outMu sync.Mutex
+	onEvent := func(e sdk.Event) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		if *events == "json" {
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(stdout, "%s\n", b)
+			return
+		}
+		fmt.Fprintln(stderr, humanEvent(e))
+	}
+	c, err := sdk.NewClient(p, sdk.Options{Logger: log, OnEvent: onEvent})
+	if err != nil {
+		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := c.Connect(ctx); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return 130
+		}
+		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
+		return 1
+	}
+	if err := c.Wait(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps an error on one line, as users and scripts expect.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+func humanEvent(e sdk.Event) string {
+	switch e.Type {
+	case sdk.EventConnecting:
+		return fmt.Sprintf("connecting to %s…", e.Gateway)
+	case sdk.EventConnected:
+		return fmt.Sprintf("connected to %s as %s in %d ms (%s, %s)", e.Gateway, e.VirtualIP, e.Elapsed.Milliseconds(), e.IKESuite, e.ESPSuite)
+	case sdk.EventConnectFailed:
+		return fmt.Sprintf("%s failed: %s", e.Gateway, e.Error)
+	case sdk.EventDisconnected:
+		return fmt.Sprintf("disconnected from %s: %s", e.Gateway, e.Reason)
+	default:
+		b, _ := json.Marshal(e)
+		return string(b)
+	}
+}

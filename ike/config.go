@@ -1,0 +1,112 @@
+package ike
+
+import (
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/qcdvpn/qcdvpn/ike/auth"
+	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+)
+
+// Config describes how an initiator authenticates and what it asks for.
+type Config struct {
+	LocalID  auth.Identity
+	RemoteID auth.Identity
+	// OmitIDr leaves IDr out of IKE_AUTH; the gateway's identity is still
+	// checked against RemoteID.
+	OmitIDr bool
+
+	// PSK authenticates both sides with a pre-shared key when non-empty.
+	PSK []byte
+	// Signer and CertChain (DER, leaf first) authenticate the client with a
+	// certificate when PSK is empty.
+	Signer    crypto.Signer
+	CertChain [][]byte
+	// CAs verify the gateway's certificate; their key hashes go into
+	// CERTREQ. When empty the gateway must authenticate with the PSK.
+	CAs []*x509.Certificate
+
+	IKEProposals []ikecrypto.Proposal
+	ESPProposals []ikecrypto.Proposal
+
+	// TSi and TSr are the traffic selectors proposed for the first Child SA.
+	TSi, TSr []netip.Prefix
+	// RequestIPv4/RequestIPv6 ask the gateway for a virtual address.
+	RequestIPv4, RequestIPv6 bool
+
+	// ForceEncap fakes NAT detection so that ESP is always UDP-encapsulated
+	// (userspace clients cannot send raw ESP).
+	ForceEncap bool
+
+	Retransmit Retransmit
+
+	Rand   io.Reader
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Retransmit is the request retransmission schedule (RFC 7296 §2.1): the
+// first timeout, multiplied by Base after each unanswered try.
+type Retransmit struct {
+	Timeout time.Duration
+	Base    float64
+	Tries   int
+}
+
+// DefaultRetransmit returns the default schedule: 1 s, doubling, 5 tries,
+// so a silent peer is given up on after 31 s.
+func DefaultRetransmit() Retransmit {
+	return Retransmit{Timeout: time.Second, Base: 2, Tries: 5}
+}
+
+// Budget is the total time the schedule waits before giving up.
+func (r Retransmit) Budget() time.Duration {
+	var total time.Duration
+	t := float64(r.Timeout)
+	for i := 0; i < r.Tries; i++ {
+		total += time.Duration(t)
+		t *= r.Base
+	}
+	return total
+}
+
+func (c *Config) check() error {
+	if len(c.IKEProposals) == 0 {
+		return errors.New("ike: no IKE proposals configured")
+	}
+	if len(c.ESPProposals) == 0 {
+		return errors.New("ike: no ESP proposals configured")
+	}
+	if len(c.PSK) == 0 && c.Signer == nil {
+		return errors.New("ike: neither a PSK nor a certificate key configured")
+	}
+	if len(c.PSK) == 0 && len(c.CertChain) == 0 {
+		return errors.New("ike: certificate authentication needs a certificate")
+	}
+	if len(c.PSK) == 0 && len(c.CAs) == 0 {
+		return errors.New("ike: certificate authentication needs CA certificates to verify the gateway")
+	}
+	if c.Retransmit.Tries <= 0 || c.Retransmit.Timeout <= 0 || c.Retransmit.Base < 1 {
+		return errors.New("ike: invalid retransmission schedule")
+	}
+	return nil
+}
+
+func (c *Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
