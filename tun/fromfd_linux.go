@@ -1,0 +1,36 @@
+//go:build linux && !android
+
+package tun
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+)
+
+// FromFD adopts an open TUN file descriptor (e.g. one passed in by a privileged helper) and
+// sets its MTU, which must be in [576, 65535]. FromFD takes ownership of fd: it is closed
+// with the Device, or before FromFD returns an error.
+func FromFD(fd int, mtu int) (Device, error) {
+	if fd < 0 {
+		return nil, fmt.Errorf("tun: FromFD: invalid file descriptor %d", fd)
+	}
+	if mtu < minMTU || mtu > maxMTU {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tun: FromFD: MTU %d out of range [%d, %d]", mtu, minMTU, maxMTU)
+	}
+	// Non-blocking before os.NewFile, so the runtime poller manages it and Close unblocks Read.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tun: FromFD: set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun")
+	dev, err := wgtun.CreateTUNFromFile(f, mtu)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tun: FromFD: %w", err)
+	}
+	return drainEvents(dev), nil
+}
