@@ -9,6 +9,9 @@ import (
 	"net/netip"
 	"sync"
 
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
 	"github.com/qcdvpn/qcdvpn/ike/wire"
 )
 
@@ -26,8 +29,21 @@ type Datagram struct {
 	Encap bool // arrived behind a non-ESP marker
 }
 
-// ESPHandler receives UDP-encapsulated ESP packets. It must not retain pkt.
-type ESPHandler func(pkt []byte, from netip.AddrPort)
+// ESPPacket is one received UDP-encapsulated ESP packet.
+type ESPPacket struct {
+	Data []byte
+	From netip.AddrPort
+}
+
+// ESPHandler receives the ESP packets of one batch read. The buffers are
+// reused once it returns, so it must finish with them (or copy) first.
+type ESPHandler func(pkts []ESPPacket)
+
+// batchSize is how many datagrams one recvmmsg may return.
+const batchSize = 64
+
+// maxDatagram bounds one received datagram.
+const maxDatagram = 65535
 
 // UnknownHandler receives IKE messages that name no IKE SA of this transport
 // (e.g. an unprotected INVALID_IKE_SPI from a restarted gateway). It must not
@@ -47,8 +63,17 @@ type Transport struct {
 	esp     ESPHandler
 	unknown UnknownHandler
 
+	batch batchConn
+
 	done chan struct{}
 	wg   sync.WaitGroup
+}
+
+// batchConn is recvmmsg/sendmmsg on Linux (x/net falls back to one message
+// per call elsewhere).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 // NewTransport wraps conn and starts reading from it. Close stops it.
@@ -62,6 +87,11 @@ func NewTransport(conn *net.UDPConn, log *slog.Logger) *Transport {
 		sas:   make(map[uint64]chan Datagram),
 		encap: make(map[netip.AddrPort]bool),
 		done:  make(chan struct{}),
+	}
+	if la, ok := conn.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
+		t.batch = ipv4.NewPacketConn(conn)
+	} else {
+		t.batch = ipv6.NewPacketConn(conn)
 	}
 	t.wg.Add(1)
 	go t.readLoop()
@@ -143,6 +173,30 @@ func (t *Transport) SendESP(pkt []byte, to netip.AddrPort) error {
 	return err
 }
 
+// SendESPBatch writes several encapsulated ESP packets to one peer with as
+// few system calls as the OS allows (sendmmsg on Linux). scratch holds the
+// caller's reusable message headers, so sending allocates nothing.
+func (t *Transport) SendESPBatch(pkts [][]byte, to *net.UDPAddr, scratch []ipv4.Message) error {
+	ua := to
+	for len(pkts) > 0 {
+		n := min(len(pkts), len(scratch))
+		for i := 0; i < n; i++ {
+			if cap(scratch[i].Buffers) < 1 {
+				scratch[i].Buffers = make([][]byte, 1)
+			}
+			scratch[i].Buffers = scratch[i].Buffers[:1]
+			scratch[i].Buffers[0] = pkts[i]
+			scratch[i].Addr = ua
+		}
+		sent, err := t.batch.WriteBatch(scratch[:n], 0)
+		if err != nil {
+			return err
+		}
+		pkts = pkts[sent:]
+	}
+	return nil
+}
+
 // SendKeepalive writes a NAT-T keepalive (a single 0xFF byte, RFC 3948 §2.3).
 func (t *Transport) SendKeepalive(to netip.AddrPort) error {
 	_, err := t.conn.WriteToUDPAddrPort([]byte{0xff}, to)
@@ -164,9 +218,14 @@ func (t *Transport) Close() error {
 
 func (t *Transport) readLoop() {
 	defer t.wg.Done()
-	buf := make([]byte, 65536)
+	br := t.batch
+	msgs := make([]ipv4.Message, batchSize)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+	}
+	espBatch := make([]ESPPacket, 0, batchSize)
 	for {
-		n, from, err := t.conn.ReadFromUDPAddrPort(buf)
+		n, err := br.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -179,31 +238,45 @@ func (t *Transport) readLoop() {
 			t.log.Debug("udp read", "err", err)
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		t.dispatch(buf[:n], from)
+		t.mu.Lock()
+		esp := t.esp
+		t.mu.Unlock()
+		espBatch = espBatch[:0]
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			from := ua.AddrPort()
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			if pkt, isESP := t.dispatch(m.Buffers[0][:m.N], from); isESP && esp != nil {
+				espBatch = append(espBatch, ESPPacket{Data: pkt, From: from})
+			}
+		}
+		if len(espBatch) > 0 {
+			esp(espBatch)
+		}
 	}
 }
 
-func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
+// dispatch routes one datagram: IKE to its SA, ESP back to the caller.
+func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP bool) {
 	t.mu.Lock()
 	encap := t.encap[from] || from.Port() == NATTPort
-	esp := t.esp
 	t.mu.Unlock()
 	if encap {
 		switch {
 		case len(b) == 1 && b[0] == 0xff:
-			return // NAT-T keepalive
+			return nil, false // NAT-T keepalive
 		case len(b) >= 4 && binary.BigEndian.Uint32(b) == 0:
 			b = b[4:]
 		default:
-			if esp != nil && len(b) >= 8 {
-				esp(b, from)
-			}
-			return
+			return b, len(b) >= 8
 		}
 	}
 	if len(b) < wire.HeaderLen {
-		return
+		return nil, false
 	}
 	d := Datagram{Data: append([]byte(nil), b...), From: from, Encap: encap}
 	spi := binary.BigEndian.Uint64(b)
@@ -215,13 +288,14 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) {
 		if unknown != nil {
 			unknown(d)
 		}
-		return
+		return nil, false
 	}
 	select {
 	case ch <- d:
 	default:
 		t.log.Debug("ike inbound queue full, dropped", "from", from)
 	}
+	return nil, false
 }
 
 // recv waits for the next datagram for an SA.

@@ -10,8 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.zx2c4.com/wireguard/tun/netstack"
+
 	"github.com/qcdvpn/qcdvpn/ike"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+	"github.com/qcdvpn/qcdvpn/tun"
 )
 
 // Options are the parts of a client that come from the embedding app
@@ -24,6 +27,13 @@ type Options struct {
 	OnEvent func(Event)
 	// LocalAddr is the UDP address to send IKE and ESP from (default ":0").
 	LocalAddr string
+	// DataPlane selects the TUN: kernel (default), netstack, the app's
+	// device, or none.
+	DataPlane DataPlane
+	// TUNName names the kernel TUN interface (default "qcd0").
+	TUNName string
+	// Device is the app's TUN, used with DataPlaneDevice.
+	Device tun.Device
 }
 
 // Client is one VPN connection described by a Profile.
@@ -37,6 +47,7 @@ type Client struct {
 	t       *ike.Transport
 	session *ike.Session
 	gateway string
+	tn      *tunnel
 }
 
 // NewClient checks the profile and prepares a client; nothing is sent yet.
@@ -171,8 +182,15 @@ func (c *Client) Connect(ctx context.Context) error {
 				}
 				continue
 			}
+			tn, err := c.startTunnel(s)
+			if err != nil {
+				closeCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				s.Close(closeCtx)
+				cancel()
+				return fmt.Errorf("gateway %s: %w", remote, err)
+			}
 			c.mu.Lock()
-			c.session, c.gateway = s, remote.String()
+			c.session, c.gateway, c.tn = s, remote.String(), tn
 			c.mu.Unlock()
 			c.emit(c.connectedEvent(s, remote, time.Since(start)))
 			return nil
@@ -220,6 +238,7 @@ func (c *Client) Wait(ctx context.Context) error {
 		return c.Close()
 	case <-s.Done():
 		err := s.Err()
+		c.stopTunnel()
 		c.emit(Event{Type: EventDisconnected, Gateway: c.gateway, Reason: err.Error()})
 		c.closeTransport()
 		return err
@@ -235,6 +254,9 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	var err error
 	if s != nil {
+		// Stop sending first: nothing leaves outside the tunnel while the
+		// Delete goes out.
+		c.stopTunnel()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		err = s.Close(ctx)
 		cancel()
@@ -242,6 +264,40 @@ func (c *Client) Close() error {
 	}
 	c.closeTransport()
 	return err
+}
+
+func (c *Client) stopTunnel() {
+	c.mu.Lock()
+	tn := c.tn
+	c.tn = nil
+	c.mu.Unlock()
+	if tn != nil {
+		st := tn.engine.Stats()
+		tn.close()
+		c.emit(statsEvent(st, c.gateway))
+	}
+}
+
+// Net is the in-process network stack of a DataPlaneNetstack client while
+// it is connected, nil otherwise. Dial and Listen on it go through the
+// tunnel.
+func (c *Client) Net() *netstack.Net {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tn == nil {
+		return nil
+	}
+	return c.tn.net
+}
+
+// Stats returns the data plane counters of the current tunnel.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tn == nil || c.tn.engine == nil {
+		return Stats{}
+	}
+	return Stats(c.tn.engine.Stats())
 }
 
 func (c *Client) closeTransport() {

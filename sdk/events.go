@@ -3,6 +3,8 @@ package sdk
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/qcdvpn/qcdvpn/dataplane"
 )
 
 // EventType names what happened. The CLI prints it as the "type" field.
@@ -47,6 +49,34 @@ type Event struct {
 	Error string
 	// Elapsed is how long the step took (connected: since connecting).
 	Elapsed time.Duration
+	// Stats are the data plane counters (stats).
+	Stats *Stats
+}
+
+// Stats are the data plane counters of a tunnel: what went through, and
+// what was dropped and why.
+type Stats struct {
+	PacketsOut uint64 `json:"packets_out"`
+	BytesOut   uint64 `json:"bytes_out"`
+	PacketsIn  uint64 `json:"packets_in"`
+	BytesIn    uint64 `json:"bytes_in"`
+	// Inbound drops: failed authentication, replayed, malformed, outside
+	// the traffic selectors, unknown SPI.
+	DropAuth      uint64 `json:"drop_auth"`
+	DropReplay    uint64 `json:"drop_replay"`
+	DropMalformed uint64 `json:"drop_malformed"`
+	DropSelector  uint64 `json:"drop_selector"`
+	DropNoSA      uint64 `json:"drop_no_sa"`
+	// Outbound drops: outside the selectors, no SA, SA exhausted.
+	DropOutSelector uint64 `json:"drop_out_selector"`
+	DropOutNoSA     uint64 `json:"drop_out_no_sa"`
+	DropOutLimit    uint64 `json:"drop_out_limit"`
+	SendErrors      uint64 `json:"send_errors"`
+}
+
+func statsEvent(st dataplane.Stats, gateway string) Event {
+	s := Stats(st)
+	return Event{Time: time.Now(), Type: EventStats, Gateway: gateway, Stats: &s}
 }
 
 // MarshalJSON writes the event as the CLI's `--events json` line: time in
@@ -74,6 +104,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	if e.Type == EventConnected {
 		m["resumed"] = e.Resumed
+	}
+	if e.Stats != nil {
+		m["stats"] = e.Stats
 	}
 	if e.Elapsed > 0 {
 		m["elapsed_ms"] = float64(e.Elapsed.Microseconds()) / 1000

@@ -65,8 +65,12 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(profilePath, "profile", "", "same as -p")
 	events := fs.String("events", "text", "event output: text (human lines on stderr) or json (one object per line on stdout)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
+	tunName := fs.String("tun", "qcd0", "name of the kernel TUN interface to create (needs root)")
+	useNetstack := fs.Bool("netstack", false, "rootless: run the tunnel in an in-process network stack instead of a kernel TUN")
+	var forwards forwardList
+	fs.Var(&forwards, "forward", "with --netstack: LISTEN=TARGET forwards local TCP port LISTEN (host:port) through the tunnel to TARGET; repeatable")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: qcdvpn up -p PROFILE [--events json] [--log-level LEVEL]\n\nConnects and stays up until SIGINT or SIGTERM.\n\n")
+		fmt.Fprint(stderr, "Usage: qcdvpn up -p PROFILE [--tun NAME | --netstack [--forward LISTEN=TARGET]...] [--events json] [--log-level LEVEL]\n\nConnects and stays up until SIGINT or SIGTERM.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +89,10 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	}
 	if *events != "json" && *events != "text" {
 		fmt.Fprintf(stderr, "qcdvpn up: --events: %q is not one of json, text\n", *events)
+		return 2
+	}
+	if len(forwards) > 0 && !*useNetstack {
+		fmt.Fprintln(stderr, "qcdvpn up: --forward needs --netstack")
 		return 2
 	}
 	var level slog.Level
@@ -109,7 +117,11 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, humanEvent(e))
 	}
-	c, err := sdk.NewClient(p, sdk.Options{Logger: log, OnEvent: onEvent})
+	opts := sdk.Options{Logger: log, OnEvent: onEvent, TUNName: *tunName}
+	if *useNetstack {
+		opts.DataPlane = sdk.DataPlaneNetstack
+	}
+	c, err := sdk.NewClient(p, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
 		return 1
@@ -123,6 +135,13 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
 		return 1
+	}
+	for _, f := range forwards {
+		if err := f.start(ctx, c, log); err != nil {
+			c.Close()
+			fmt.Fprintf(stderr, "qcdvpn: --forward %s: %s\n", f, oneLine(err))
+			return 1
+		}
 	}
 	if err := c.Wait(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))

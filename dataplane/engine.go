@@ -1,0 +1,307 @@
+// Package dataplane moves packets between a TUN device and ESP SAs: TUN
+// reads are sealed in place and sent in batches over the IKE transport's
+// UDP socket; ESP received there is opened in place and written to the TUN
+// in batches. The current SAs are swapped atomically, so the hot path takes
+// no lock.
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	tun "golang.zx2c4.com/wireguard/tun"
+
+	"github.com/qcdvpn/qcdvpn/esp"
+	"github.com/qcdvpn/qcdvpn/ike"
+)
+
+// readOffset is where TUN reads put the IP packet: room for the ESP header
+// and the largest IV, sealed in place in front of it.
+const readOffset = 32
+
+// writeOffset is the headroom TUN writes get in front of the inner packet;
+// Linux TUN with offloads needs room for its virtio header there. ESP
+// always has at least 16 bytes (header and IV) in front of the payload.
+const writeOffset = 16
+
+// tailroom covers ESP padding, trailer and ICV.
+const tailroom = 64
+
+// Sender sends sealed ESP packets to the gateway.
+type Sender interface {
+	SendESPBatch(pkts [][]byte, to *net.UDPAddr, scratch []ipv4.Message) error
+}
+
+// Stats are the data plane's counters.
+type Stats struct {
+	PacketsOut, BytesOut uint64
+	PacketsIn, BytesIn   uint64
+	// Dropped inbound: failed authentication, replayed, malformed, outside
+	// the traffic selectors, unknown SPI.
+	DropAuth, DropReplay, DropMalformed, DropSelector, DropNoSA uint64
+	// Dropped outbound: outside the selectors, no SA, SA exhausted.
+	DropOutSelector, DropOutNoSA, DropOutLimit uint64
+	SendErrors                                 uint64
+}
+
+type counters struct {
+	packetsOut, bytesOut, packetsIn, bytesIn                    atomic.Uint64
+	dropAuth, dropReplay, dropMalformed, dropSelector, dropNoSA atomic.Uint64
+	dropOutSelector, dropOutNoSA, dropOutLimit, sendErrors      atomic.Uint64
+}
+
+// sas is one installed Child SA pair plus the inbound SA it replaced, which
+// keeps working until the peer has moved over (make before break).
+type sas struct {
+	out    *esp.Outbound
+	in     *esp.Inbound
+	oldIn  *esp.Inbound
+	local  []netip.Prefix // TSi: our side
+	remote []netip.Prefix // TSr: the gateway's side
+	peer   *net.UDPAddr
+}
+
+// Engine is the data plane of one tunnel.
+type Engine struct {
+	dev  tun.Device
+	send Sender
+	log  *slog.Logger
+
+	cur atomic.Pointer[sas]
+	c   counters
+
+	// Inbound scratch, used only from the transport's read goroutine.
+	inBufs [][]byte
+	// writeMu keeps TUN writes out of Close: some devices (netstack)
+	// panic when written after closing. Taken once per batch.
+	writeMu sync.RWMutex
+	closed  bool
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// New builds an engine over dev that sends through send.
+func New(dev tun.Device, send Sender, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{dev: dev, send: send, log: log, done: make(chan struct{})}
+}
+
+// Install makes c the SA pair in use for traffic to peer, within the
+// limits lim. The previous inbound SA stays valid for packets still in
+// flight.
+func (e *Engine) Install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) error {
+	suite := esp.Suite{Encr: c.Suite.Encr, KeyBits: c.Suite.KeyBits, Integ: c.Suite.Integ, ESN: c.Suite.ESN}
+	now := time.Now()
+	out, err := esp.NewOutbound(c.SPIOut, suite, c.EncrOut, c.IntegOut, lim, now)
+	if err != nil {
+		return fmt.Errorf("dataplane: outbound SA: %w", err)
+	}
+	in, err := esp.NewInbound(c.SPIIn, suite, c.EncrIn, c.IntegIn, lim, now)
+	if err != nil {
+		return fmt.Errorf("dataplane: inbound SA: %w", err)
+	}
+	if out.Headroom() > readOffset {
+		return fmt.Errorf("dataplane: ESP header of %d bytes does not fit the read offset", out.Headroom())
+	}
+	n := &sas{out: out, in: in, local: ike.Prefixes(c.TSi), remote: ike.Prefixes(c.TSr), peer: net.UDPAddrFromAddrPort(peer)}
+	if old := e.cur.Load(); old != nil {
+		n.oldIn = old.in
+	}
+	e.cur.Store(n)
+	return nil
+}
+
+// Remove stops using any SA: outbound packets are dropped, none leak.
+func (e *Engine) Remove() { e.cur.Store(nil) }
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	c := &e.c
+	return Stats{
+		PacketsOut: c.packetsOut.Load(), BytesOut: c.bytesOut.Load(),
+		PacketsIn: c.packetsIn.Load(), BytesIn: c.bytesIn.Load(),
+		DropAuth: c.dropAuth.Load(), DropReplay: c.dropReplay.Load(), DropMalformed: c.dropMalformed.Load(),
+		DropSelector: c.dropSelector.Load(), DropNoSA: c.dropNoSA.Load(),
+		DropOutSelector: c.dropOutSelector.Load(), DropOutNoSA: c.dropOutNoSA.Load(), DropOutLimit: c.dropOutLimit.Load(),
+		SendErrors: c.sendErrors.Load(),
+	}
+}
+
+// Close stops Run and inbound delivery; once it returns no more packets
+// are written to the device. It does not close the device.
+func (e *Engine) Close() {
+	e.closeOnce.Do(func() {
+		e.writeMu.Lock()
+		e.closed = true
+		e.writeMu.Unlock()
+		close(e.done)
+	})
+}
+
+// Run reads the TUN device and sends what it reads until ctx ends, Close
+// is called or the device fails. A blocked read returns only when the
+// device is closed, so callers close the device after Close.
+func (e *Engine) Run(ctx context.Context) error {
+	batch := e.dev.BatchSize()
+	if batch < 1 {
+		batch = 1
+	}
+	bufs := make([][]byte, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, readOffset+65535+tailroom)
+	}
+	sizes := make([]int, batch)
+	out := make([][]byte, 0, batch)
+	scratch := make([]ipv4.Message, batch)
+	for {
+		n, err := e.dev.Read(bufs, sizes, readOffset)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.done:
+			return nil
+		default:
+		}
+		if err != nil {
+			if errors.Is(err, tun.ErrTooManySegments) {
+				continue
+			}
+			return fmt.Errorf("dataplane: reading TUN: %w", err)
+		}
+		st := e.cur.Load()
+		out = out[:0]
+		for i := 0; i < n; i++ {
+			if st == nil {
+				e.c.dropOutNoSA.Add(1)
+				continue
+			}
+			pkt := bufs[i][readOffset : readOffset+sizes[i]]
+			nh, src, dst, ok := ipHeader(pkt)
+			if !ok || !contains(st.local, src) || !contains(st.remote, dst) {
+				e.c.dropOutSelector.Add(1)
+				continue
+			}
+			sealed, err := st.out.Seal(bufs[i], readOffset, sizes[i], nh)
+			if err != nil {
+				e.c.dropOutLimit.Add(1)
+				continue
+			}
+			e.c.packetsOut.Add(1)
+			e.c.bytesOut.Add(uint64(sizes[i]))
+			out = append(out, sealed)
+		}
+		if len(out) > 0 {
+			if err := e.send.SendESPBatch(out, st.peer, scratch); err != nil {
+				e.c.sendErrors.Add(1)
+				e.log.Debug("sending ESP", "err", err)
+			}
+		}
+	}
+}
+
+// HandleESP opens a batch of received ESP packets and writes the inner
+// packets to the TUN device. It is called from the transport's single read
+// goroutine.
+func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
+	e.writeMu.RLock()
+	defer e.writeMu.RUnlock()
+	if e.closed {
+		return
+	}
+	st := e.cur.Load()
+	w := e.inBufs[:0]
+	for _, p := range pkts {
+		if st == nil {
+			e.c.dropNoSA.Add(1)
+			continue
+		}
+		spi, ok := esp.SPIOf(p.Data)
+		var in *esp.Inbound
+		switch {
+		case !ok:
+			e.c.dropMalformed.Add(1)
+			continue
+		case spi == st.in.SPI():
+			in = st.in
+		case st.oldIn != nil && spi == st.oldIn.SPI():
+			in = st.oldIn
+		default:
+			e.c.dropNoSA.Add(1)
+			continue
+		}
+		inner, _, err := in.Open(p.Data)
+		if err != nil {
+			switch {
+			case errors.Is(err, esp.ErrAuth):
+				e.c.dropAuth.Add(1)
+			case errors.Is(err, esp.ErrReplay):
+				e.c.dropReplay.Add(1)
+			case errors.Is(err, esp.ErrDummy):
+			default:
+				e.c.dropMalformed.Add(1)
+			}
+			continue
+		}
+		_, src, dst, ok := ipHeader(inner)
+		if !ok || !contains(st.remote, src) || !contains(st.local, dst) {
+			e.c.dropSelector.Add(1)
+			continue
+		}
+		start := in.PayloadOffset()
+		if start < writeOffset {
+			e.c.dropMalformed.Add(1)
+			continue
+		}
+		e.c.packetsIn.Add(1)
+		e.c.bytesIn.Add(uint64(len(inner)))
+		w = append(w, p.Data[start-writeOffset:start+len(inner)])
+	}
+	e.inBufs = w[:0]
+	if len(w) == 0 {
+		return
+	}
+	if _, err := e.dev.Write(w, writeOffset); err != nil {
+		e.log.Debug("writing TUN", "err", err)
+	}
+}
+
+// ipHeader returns the ESP next-header value and the addresses of an IP
+// packet.
+func ipHeader(p []byte) (nh byte, src, dst netip.Addr, ok bool) {
+	if len(p) < 1 {
+		return 0, src, dst, false
+	}
+	switch p[0] >> 4 {
+	case 4:
+		if len(p) < 20 {
+			return 0, src, dst, false
+		}
+		return 4, netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20])), true
+	case 6:
+		if len(p) < 40 {
+			return 0, src, dst, false
+		}
+		return 41, netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40])), true
+	}
+	return 0, src, dst, false
+}
+
+func contains(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
