@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: check deps vet test fuzz crossbuild build bench
+.PHONY: check deps vet test fuzz crossbuild build bench bench-net
 
 check: deps vet build crossbuild test fuzz
 
@@ -25,4 +25,9 @@ crossbuild:
 	./scripts/crossbuild.sh
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./ike/... ./esp/... 2>/dev/null | tee build/bench.txt
+	./scripts/bench.sh
+
+# Throughput through qcdvpn<->strongSwan and strongSwan<->strongSwan in one
+# run (root, namespaces).
+bench-net: deps
+	QCDVPN_BENCH_NET=1 $(GO) test -count=1 -v -run '^TestNetThroughput$$' -timeout 10m ./internal/interop/

@@ -58,16 +58,20 @@ type counters struct {
 	dropOutSelector, dropOutNoSA, dropOutLimit, sendErrors      atomic.Uint64
 }
 
-// sas is one installed Child SA pair plus the inbound SA it replaced, which
-// keeps working until the peer has moved over (make before break).
+// sas is the installed SAs: one outbound, and the inbound SAs in use —
+// a rekey keeps the replaced one until it is deleted (make before break).
 type sas struct {
 	out    *esp.Outbound
-	in     *esp.Inbound
-	oldIn  *esp.Inbound
+	ins    []*esp.Inbound // newest first
 	local  []netip.Prefix // TSi: our side
 	remote []netip.Prefix // TSr: the gateway's side
 	peer   *net.UDPAddr
+	// next is a rekeyed outbound SA waiting for Commit.
+	next *esp.Outbound
 }
+
+// maxInbound bounds the inbound SAs kept at once.
+const maxInbound = 3
 
 // Engine is the data plane of one tunnel.
 type Engine struct {
@@ -98,9 +102,19 @@ func New(dev tun.Device, send Sender, log *slog.Logger) *Engine {
 }
 
 // Install makes c the SA pair in use for traffic to peer, within the
-// limits lim. The previous inbound SA stays valid for packets still in
-// flight.
+// limits lim. Inbound SAs installed before stay valid until Retire.
 func (e *Engine) Install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) error {
+	return e.install(c, peer, lim, true)
+}
+
+// Prepare installs c's inbound SA but keeps sending on the current
+// outbound one until Commit: the responder of a rekey waits until the
+// initiator surely has the new SA (RFC 7296 §2.8).
+func (e *Engine) Prepare(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) error {
+	return e.install(c, peer, lim, false)
+}
+
+func (e *Engine) install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits, switchOut bool) error {
 	suite := esp.Suite{Encr: c.Suite.Encr, KeyBits: c.Suite.KeyBits, Integ: c.Suite.Integ, ESN: c.Suite.ESN}
 	now := time.Now()
 	out, err := esp.NewOutbound(c.SPIOut, suite, c.EncrOut, c.IntegOut, lim, now)
@@ -114,12 +128,62 @@ func (e *Engine) Install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) er
 	if out.Headroom() > readOffset {
 		return fmt.Errorf("dataplane: ESP header of %d bytes does not fit the read offset", out.Headroom())
 	}
-	n := &sas{out: out, in: in, local: ike.Prefixes(c.TSi), remote: ike.Prefixes(c.TSr), peer: net.UDPAddrFromAddrPort(peer)}
-	if old := e.cur.Load(); old != nil {
-		n.oldIn = old.in
+	n := &sas{out: out, ins: []*esp.Inbound{in}, local: ike.Prefixes(c.TSi), remote: ike.Prefixes(c.TSr), peer: net.UDPAddrFromAddrPort(peer)}
+	old := e.cur.Load()
+	if old != nil {
+		for _, o := range old.ins {
+			if len(n.ins) < maxInbound {
+				n.ins = append(n.ins, o)
+			}
+		}
+		if !switchOut && old.out != nil {
+			n.out, n.next = old.out, out
+		}
+	} else if !switchOut {
+		return errors.New("dataplane: no current SA to keep sending on")
 	}
 	e.cur.Store(n)
 	return nil
+}
+
+// Commit starts sending on the SA that Prepare installed.
+func (e *Engine) Commit() {
+	e.update(func(n *sas) bool {
+		if n.next == nil {
+			return false
+		}
+		n.out, n.next = n.next, nil
+		return true
+	})
+}
+
+// Retire stops accepting the inbound SA with spi once it was replaced and
+// deleted.
+func (e *Engine) Retire(spi uint32) {
+	e.update(func(n *sas) bool {
+		for i, in := range n.ins {
+			if in.SPI() == spi && len(n.ins) > 1 {
+				n.ins = append(n.ins[:i:i], n.ins[i+1:]...)
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// update applies f to a copy of the current SAs and swaps it in.
+func (e *Engine) update(f func(*sas) bool) {
+	for {
+		cur := e.cur.Load()
+		if cur == nil {
+			return
+		}
+		n := *cur
+		n.ins = append([]*esp.Inbound(nil), cur.ins...)
+		if !f(&n) || e.cur.CompareAndSwap(cur, &n) {
+			return
+		}
+	}
 }
 
 // Remove stops using any SA: outbound packets are dropped, none leak.
@@ -227,16 +291,18 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 			continue
 		}
 		spi, ok := esp.SPIOf(p.Data)
-		var in *esp.Inbound
-		switch {
-		case !ok:
+		if !ok {
 			e.c.dropMalformed.Add(1)
 			continue
-		case spi == st.in.SPI():
-			in = st.in
-		case st.oldIn != nil && spi == st.oldIn.SPI():
-			in = st.oldIn
-		default:
+		}
+		var in *esp.Inbound
+		for _, cand := range st.ins {
+			if cand.SPI() == spi {
+				in = cand
+				break
+			}
+		}
+		if in == nil {
 			e.c.dropNoSA.Add(1)
 			continue
 		}

@@ -478,7 +478,6 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 		return nil, err
 	}
 	s.Child = child
-	s.start()
 	return s, nil
 }
 

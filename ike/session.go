@@ -13,7 +13,80 @@ import (
 	"github.com/qcdvpn/qcdvpn/ike/wire"
 )
 
-// Session is an established IKE SA seen from the initiator. One goroutine
+// ikeState is the part of an IKE SA that changes when it is rekeyed: SPIs,
+// keys, our role in it and its message IDs.
+type ikeState struct {
+	spii, spir uint64
+	initiator  bool // we are the original initiator of this IKE SA
+	keys       *saKeys
+	suite      Suite
+	nextID     uint32 // our next request's message ID
+	peerNext   uint32 // the peer's next expected request ID
+	lastResp   []byte // cached response to the peer's last request
+}
+
+// ourSPI is the SPI we chose; the transport routes on it.
+func (st *ikeState) ourSPI() uint64 {
+	if st.initiator {
+		return st.spii
+	}
+	return st.spir
+}
+
+func (st *ikeState) header(exch wire.ExchangeType, id uint32, response bool) wire.Header {
+	h := wire.Header{SPIi: st.spii, SPIr: st.spir, Version: 0x20, Exchange: exch, MessageID: id}
+	if st.initiator {
+		h.Flags |= wire.FlagInitiator
+	}
+	if response {
+		h.Flags |= wire.FlagResponse
+	}
+	return h
+}
+
+// Hooks let the layers above follow an established session. They run on
+// the session's goroutine and must not block for long.
+type Hooks struct {
+	// ChildRekeyed: next replaces prev (make before break: prev's inbound
+	// SA must keep working until ChildGone(prev)). With sendNow false the
+	// gateway started the rekey: keep sending on prev until ChildOutbound.
+	ChildRekeyed func(prev, next *ChildSA, sendNow bool)
+	// ChildOutbound: start sending on c.
+	ChildOutbound func(c *ChildSA)
+	// ChildGone: the SA pair was deleted and must no longer be used.
+	ChildGone func(c *ChildSA)
+	// IKERekeyed: the IKE SA now has new SPIs.
+	IKERekeyed func(spii, spir uint64)
+	// Traffic reports the data plane's packet counters, so that inbound
+	// ESP proves the peer alive and outbound without answer triggers a
+	// fast liveness check.
+	Traffic func() (in, out uint64)
+}
+
+// Timers tune an established session. Zero fields keep their defaults.
+type Timers struct {
+	// Liveness is how long the peer may stay silent before a liveness
+	// check (default 30 s).
+	Liveness time.Duration
+	// FastLiveness is the first timeout of a fast liveness check, started
+	// when outbound traffic gets no inbound answer or on a hint (default 1 s).
+	FastLiveness time.Duration
+	// IKELifetime and ChildLifetime are when the SAs are rekeyed (with up
+	// to 10 % jitter earlier); zero means never.
+	IKELifetime, ChildLifetime time.Duration
+}
+
+func (t Timers) withDefaults() Timers {
+	if t.Liveness <= 0 {
+		t.Liveness = 30 * time.Second
+	}
+	if t.FastLiveness <= 0 {
+		t.FastLiveness = time.Second
+	}
+	return t
+}
+
+// Session is an established IKE SA seen from the client. One goroutine
 // owns its state; callers talk to it through methods.
 type Session struct {
 	cfg    *Config
@@ -24,8 +97,9 @@ type Session struct {
 	remote netip.AddrPort
 	encap  bool
 
+	// SPIi and SPIr identify the IKE SA as first established; see SPIs
+	// for the current ones after a rekey.
 	SPIi, SPIr uint64
-	keys       *saKeys
 	// Suite is the IKE SA's negotiated algorithms.
 	Suite Suite
 	// PeerID is the identity the gateway authenticated as.
@@ -41,27 +115,66 @@ type Session struct {
 	// Established is when IKE_AUTH completed.
 	Established time.Time
 
-	nextID   uint32 // our next request's message ID
-	peerNext uint32 // the peer's next expected request ID
-	lastResp []byte // cached response to the peer's last request
+	// Loop-owned state.
+	cur      *ikeState
+	old      *ikeState // an IKE SA replaced by a rekey, until it is deleted
+	child    *ChildSA  // the Child SA in use
+	oldChild *ChildSA  // replaced by a rekey, until its delete completes
+	sendWait *ChildSA  // rekeyed by the gateway, not yet sent on
+	queue    []*request
+	out      *pending
+	timers   Timers
+	hooks    Hooks
+	lastIn   time.Time // last sign of life from the peer
+	trafIn   uint64
+	trafOut  uint64
+	outSince time.Time // when outbound traffic started going unanswered
+	ikeRekey time.Time
+	chRekey  time.Time
+	rekeys   rekeyState
 
-	reqs      chan localRequest
+	reqs      chan *request
+	hints     chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	err       error
-	lastIn    time.Time
+	spis      [2]uint64
+	lastSeen  time.Time
+	started   bool
 }
 
-type localRequest struct {
+// request is one exchange we start.
+type request struct {
 	exch     wire.ExchangeType
 	payloads []wire.Payload
-	result   chan error
+	rt       Retransmit
+	// onResponse handles the decrypted response on the loop goroutine.
+	onResponse func(ps []wire.Payload)
+	// failErr ends the session when the peer does not answer.
+	failErr error
+	result  chan error
+	deletes bool // deletes the IKE SA
+	st      *ikeState
 }
 
+// pending is our one outstanding request (window size 1).
+type pending struct {
+	req     *request
+	id      uint32
+	raw     []byte
+	tries   int
+	timeout time.Duration
+	st      *ikeState
+}
+
+// ErrLivenessFailed: the gateway did not answer a liveness check.
+var ErrLivenessFailed = errors.New("gateway did not answer the liveness check")
+
 func newSession(st *initState) *Session {
-	return &Session{
+	now := time.Now()
+	s := &Session{
 		cfg:         st.cfg,
 		log:         st.cfg.logger(),
 		t:           st.t,
@@ -71,15 +184,18 @@ func newSession(st *initState) *Session {
 		encap:       st.encap,
 		SPIi:        st.spii,
 		SPIr:        st.spir,
-		keys:        st.keys,
 		Suite:       st.suite,
-		nextID:      2,
-		peerNext:    0,
-		reqs:        make(chan localRequest),
-		done:        make(chan struct{}),
-		Established: time.Now(),
-		lastIn:      time.Now(),
+		Established: now,
+		cur: &ikeState{spii: st.spii, spir: st.spir, initiator: true, keys: st.keys, suite: st.suite,
+			nextID: 2, peerNext: 0},
+		reqs:     make(chan *request),
+		hints:    make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		lastIn:   now,
+		lastSeen: now,
+		spis:     [2]uint64{st.spii, st.spir},
 	}
+	return s
 }
 
 // Remote is the gateway's address (after any float to the NAT-T port).
@@ -87,6 +203,13 @@ func (s *Session) Remote() netip.AddrPort { return s.remote }
 
 // Transport is the socket the session uses.
 func (s *Session) Transport() *Transport { return s.t }
+
+// SPIs returns the current IKE SPIs (they change when the IKE SA is rekeyed).
+func (s *Session) SPIs() (spii, spir uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.spis[0], s.spis[1]
+}
 
 func (s *Session) applyCP(cp *wire.CP) {
 	for _, a := range cp.Attributes {
@@ -108,7 +231,18 @@ func (s *Session) applyCP(cp *wire.CP) {
 	}
 }
 
-func (s *Session) start() {
+// Start runs the session's goroutine with the given hooks and timers. Until
+// Start, requests from the gateway wait in the transport's queue.
+func (s *Session) Start(h Hooks, t Timers) {
+	s.hooks = h
+	s.timers = t.withDefaults()
+	s.child = s.Child
+	now := time.Now()
+	s.ikeRekey = rekeyTime(now, s.timers.IKELifetime, s.rand)
+	s.chRekey = rekeyTime(now, s.timers.ChildLifetime, s.rand)
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.loop()
 }
@@ -123,17 +257,35 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// LastInbound is when the last authenticated IKE message arrived.
-func (s *Session) LastInbound() time.Time {
+// LastSeen is when the gateway last proved it is alive.
+func (s *Session) LastSeen() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastIn
+	return s.lastSeen
+}
+
+// Hint reports an unauthenticated sign that the gateway may have lost the
+// SA (INVALID_SPI, INVALID_IKE_SPI); it starts a fast liveness check.
+func (s *Session) Hint() {
+	select {
+	case s.hints <- struct{}{}:
+	default:
+	}
 }
 
 // Close deletes the IKE SA at the gateway (waiting for its answer until ctx
 // ends) and stops the session.
 func (s *Session) Close(ctx context.Context) error {
-	r := localRequest{exch: wire.ExchangeInformational, payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, result: make(chan error, 1)}
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		s.finish(ErrClosed)
+		return nil
+	}
+	r := &request{exch: wire.ExchangeInformational, payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}},
+		result: make(chan error, 1), deletes: true, failErr: ErrClosed,
+		rt: Retransmit{Timeout: 500 * time.Millisecond, Base: 2, Tries: 3}}
 	var err error
 	select {
 	case s.reqs <- r:
@@ -141,6 +293,7 @@ func (s *Session) Close(ctx context.Context) error {
 		case err = <-r.result:
 		case <-ctx.Done():
 			err = ctx.Err()
+		case <-s.done:
 		}
 	case <-s.done:
 	}
@@ -154,6 +307,13 @@ func (s *Session) close() {
 	s.finish(ErrClosed)
 }
 
+// Abandon ends the session without telling the gateway (it is known dead,
+// e.g. after a verified QCD token).
+func (s *Session) Abandon(reason error) {
+	s.finish(reason)
+	s.wg.Wait()
+}
+
 func (s *Session) finish(err error) {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -164,149 +324,319 @@ func (s *Session) finish(err error) {
 	})
 }
 
-// pending is our one outstanding request (window size 1).
-type pending struct {
-	id      uint32
-	raw     []byte
-	tries   int
-	timeout time.Duration
-	result  chan error
-	deleted bool // the request deletes the IKE SA
-}
-
 func (s *Session) loop() {
 	defer s.wg.Done()
-	var out *pending
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	defer func() {
+		for _, st := range []*ikeState{s.cur, s.old} {
+			if st != nil {
+				s.t.unregister(st.ourSPI())
+			}
+		}
+	}()
+	retx := time.NewTimer(time.Hour)
+	retx.Stop()
+	defer retx.Stop()
+	tick := time.NewTimer(s.nextTick(time.Now()))
+	defer tick.Stop()
 	for {
 		select {
 		case <-s.done:
-			if out != nil {
-				out.result <- s.Err()
+			if s.out != nil && s.out.req.result != nil {
+				s.out.req.result <- s.Err()
 			}
 			return
 		case r := <-s.reqs:
-			if out != nil {
-				r.result <- errors.New("ike: another request is outstanding")
-				continue
-			}
-			h := s.header(r.exch, s.nextID, false)
-			raw, err := s.keys.seal(h, r.payloads, s.rand)
-			if err != nil {
-				r.result <- err
-				continue
-			}
-			out = &pending{id: s.nextID, raw: raw, timeout: s.cfg.Retransmit.Timeout, result: r.result}
-			for _, p := range r.payloads {
-				if d, ok := p.(*wire.Delete); ok && d.Protocol == wire.ProtoIKE {
-					out.deleted = true
+			s.queue = append(s.queue, r)
+		case <-retx.C:
+			if p := s.out; p != nil {
+				if p.tries >= p.req.rt.Tries {
+					s.out = nil
+					if p.req.result != nil {
+						p.req.result <- p.req.failErr
+					}
+					s.log.Info("request unanswered", "exchange", p.req.exch, "tries", p.tries)
+					s.finish(p.req.failErr)
+					continue
 				}
+				p.tries++
+				p.timeout = time.Duration(float64(p.timeout) * p.req.rt.Base)
+				_ = s.t.Send(p.raw, s.remote, s.encap)
+				retx.Reset(p.timeout)
 			}
-			s.nextID++
-			_ = s.t.Send(raw, s.remote, s.encap)
-			out.tries = 1
-			timer.Reset(out.timeout)
-		case <-timer.C:
-			if out == nil {
-				continue
-			}
-			if out.tries >= s.cfg.Retransmit.Tries {
-				out.result <- ErrNoResponse
-				out = nil
-				s.finish(ErrNoResponse)
-				continue
-			}
-			out.tries++
-			out.timeout = time.Duration(float64(out.timeout) * s.cfg.Retransmit.Base)
-			_ = s.t.Send(out.raw, s.remote, s.encap)
-			timer.Reset(out.timeout)
+		case <-s.hints:
+			s.livenessCheck(true)
+		case <-tick.C:
+			now := time.Now()
+			s.periodic(now)
+			tick.Reset(s.nextTick(now))
 		case d := <-s.ch:
-			h, ps, err := s.keys.open(d.Data)
-			if err != nil || h.SPIi != s.SPIi || h.SPIr != s.SPIr {
-				// Unprotected or forged: never changes state (RFC 7296 §2.21).
-				continue
-			}
-			s.mu.Lock()
-			s.lastIn = time.Now()
-			s.mu.Unlock()
-			if h.IsResponse() {
-				if out != nil && h.MessageID == out.id {
-					timer.Stop()
-					out.result <- nil
-					if out.deleted {
-						s.finish(ErrClosed)
-					}
-					out = nil
-				}
-				continue
-			}
-			s.handleRequest(h, ps, d)
+			s.inbound(d, retx)
+		}
+		if s.out == nil && len(s.queue) > 0 {
+			s.sendNext(retx)
 		}
 	}
 }
 
-func (s *Session) header(exch wire.ExchangeType, id uint32, response bool) wire.Header {
-	h := wire.Header{SPIi: s.SPIi, SPIr: s.SPIr, Version: 0x20, Exchange: exch, Flags: wire.FlagInitiator, MessageID: id}
-	if response {
-		h.Flags |= wire.FlagResponse
+// sendNext starts the first queued request.
+func (s *Session) sendNext(retx *time.Timer) {
+	r := s.queue[0]
+	s.queue = s.queue[1:]
+	st := r.st
+	if st == nil {
+		st = s.cur
 	}
-	return h
+	raw, err := st.keys.seal(st.header(r.exch, st.nextID, false), r.payloads, s.rand)
+	if err != nil {
+		if r.result != nil {
+			r.result <- err
+		}
+		return
+	}
+	rt := r.rt
+	if rt.Tries == 0 {
+		rt = s.cfg.Retransmit
+		r.rt = rt
+	}
+	if r.failErr == nil {
+		r.failErr = ErrNoResponse
+	}
+	s.out = &pending{req: r, id: st.nextID, raw: raw, tries: 1, timeout: rt.Timeout, st: st}
+	st.nextID++
+	_ = s.t.Send(raw, s.remote, s.encap)
+	retx.Reset(rt.Timeout)
 }
 
-// handleRequest answers a request from the gateway: retransmissions from
-// the cache, INFORMATIONAL (liveness, delete) in full.
-func (s *Session) handleRequest(h wire.Header, ps []wire.Payload, d Datagram) {
+// stateFor finds which IKE SA (current or retiring) a message belongs to.
+func (s *Session) stateFor(spii, spir uint64) *ikeState {
+	for _, st := range []*ikeState{s.cur, s.old} {
+		if st != nil && st.spii == spii && st.spir == spir {
+			return st
+		}
+	}
+	return nil
+}
+
+func (s *Session) inbound(d Datagram, retx *time.Timer) {
+	if len(d.Data) < wire.HeaderLen {
+		return
+	}
+	h0, err := wire.ParseHeader(d.Data)
+	if err != nil {
+		return
+	}
+	st := s.stateFor(h0.SPIi, h0.SPIr)
+	if st == nil {
+		return
+	}
+	h, ps, err := st.keys.open(d.Data)
+	if err != nil {
+		// Unprotected or forged: never changes state (RFC 7296 §2.21).
+		return
+	}
+	s.alive(time.Now())
+	if h.IsResponse() {
+		p := s.out
+		if p == nil || p.st != st || h.MessageID != p.id {
+			return
+		}
+		retx.Stop()
+		s.out = nil
+		if p.req.onResponse != nil {
+			p.req.onResponse(ps)
+		}
+		if p.req.result != nil {
+			p.req.result <- nil
+		}
+		if p.req.deletes && st == s.cur {
+			s.finish(ErrClosed)
+		}
+		return
+	}
 	switch {
-	case h.MessageID+1 == s.peerNext && s.lastResp != nil:
-		_ = s.t.Send(s.lastResp, s.remote, s.encap)
+	case h.MessageID+1 == st.peerNext && st.lastResp != nil:
+		_ = s.t.Send(st.lastResp, s.remote, s.encap)
 		return
-	case h.MessageID != s.peerNext:
-		return
-	}
-	var resp []wire.Payload
-	peerDeleted := false
-	switch h.Exchange {
-	case wire.ExchangeInformational:
-		for _, p := range ps {
-			del, ok := p.(*wire.Delete)
-			if !ok {
-				continue
-			}
-			switch del.Protocol {
-			case wire.ProtoIKE:
-				peerDeleted = true
-			case wire.ProtoESP:
-				// Deleting our only Child SA: answer with its inbound SPI.
-				if s.Child != nil {
-					for _, spi := range del.SPIs {
-						if len(spi) == 4 && uint32(spi[0])<<24|uint32(spi[1])<<16|uint32(spi[2])<<8|uint32(spi[3]) == s.Child.SPIOut {
-							in := s.Child.SPIIn
-							resp = append(resp, &wire.Delete{Protocol: wire.ProtoESP, SPISize: 4,
-								SPIs: [][]byte{{byte(in >> 24), byte(in >> 16), byte(in >> 8), byte(in)}}})
-						}
-					}
-				}
-			}
-		}
-		if peerDeleted {
-			resp = nil
-		}
-	case wire.ExchangeCreateChildSA:
-		resp = []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoAdditionalSAs}}
-	default:
+	case h.MessageID != st.peerNext:
 		return
 	}
-	raw, err := s.keys.seal(s.header(h.Exchange, h.MessageID, true), resp, s.rand)
+	resp, after := s.handleRequest(st, h, ps)
+	raw, err := st.keys.seal(st.header(h.Exchange, h.MessageID, true), resp, s.rand)
 	if err != nil {
 		s.log.Warn("sealing response", "err", err)
 		return
 	}
-	s.peerNext++
-	s.lastResp = raw
+	st.peerNext++
+	st.lastResp = raw
 	_ = s.t.Send(raw, s.remote, s.encap)
-	if peerDeleted {
-		s.finish(ErrPeerDeleted)
+	if after != nil {
+		after()
 	}
+}
+
+// alive records a sign of life from the peer.
+func (s *Session) alive(now time.Time) {
+	s.lastIn = now
+	s.outSince = time.Time{}
+	s.mu.Lock()
+	s.lastSeen = now
+	s.mu.Unlock()
+}
+
+// handleRequest answers a request from the gateway. after runs once the
+// response is sent.
+func (s *Session) handleRequest(st *ikeState, h wire.Header, ps []wire.Payload) (resp []wire.Payload, after func()) {
+	switch h.Exchange {
+	case wire.ExchangeInformational:
+		return s.informational(st, ps)
+	case wire.ExchangeCreateChildSA:
+		if st != s.cur {
+			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+		}
+		return s.createChildRequest(ps)
+	default:
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
+	}
+}
+
+// informational answers liveness checks, deletes and notifies.
+func (s *Session) informational(st *ikeState, ps []wire.Payload) ([]wire.Payload, func()) {
+	var resp []wire.Payload
+	for _, p := range ps {
+		del, ok := p.(*wire.Delete)
+		if !ok {
+			continue
+		}
+		switch del.Protocol {
+		case wire.ProtoIKE:
+			if st == s.old {
+				// The gateway retires the SA it replaced.
+				old := st
+				return nil, func() { s.dropOld(old) }
+			}
+			return nil, func() { s.finish(ErrPeerDeleted) }
+		case wire.ProtoESP:
+			for _, spi := range del.SPIs {
+				if c := s.childByOutSPI(spi); c != nil {
+					resp = append(resp, &wire.Delete{Protocol: wire.ProtoESP, SPISize: 4, SPIs: [][]byte{spiBytes(c.SPIIn)}})
+					gone := c
+					defer func() { s.childDeleted(gone) }()
+				}
+			}
+		}
+	}
+	return resp, nil
+}
+
+func (s *Session) childByOutSPI(spi []byte) *ChildSA {
+	if len(spi) != 4 {
+		return nil
+	}
+	v := uint32(spi[0])<<24 | uint32(spi[1])<<16 | uint32(spi[2])<<8 | uint32(spi[3])
+	for _, c := range []*ChildSA{s.child, s.oldChild} {
+		if c != nil && c.SPIOut == v {
+			return c
+		}
+	}
+	return nil
+}
+
+// childDeleted handles a Child SA the gateway deleted. Losing the one in
+// use ends the session: a VPN without a Child SA carries nothing.
+func (s *Session) childDeleted(c *ChildSA) {
+	if s.hooks.ChildGone != nil {
+		s.hooks.ChildGone(c)
+	}
+	switch c {
+	case s.oldChild:
+		s.oldChild = nil
+		if w := s.sendWait; w != nil {
+			s.sendWait = nil
+			if s.hooks.ChildOutbound != nil {
+				s.hooks.ChildOutbound(w)
+			}
+		}
+	case s.child:
+		s.child = nil
+		s.finish(errors.New("gateway deleted the child SA"))
+	}
+}
+
+func spiBytes(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+
+// periodic runs the timers: liveness and rekeying.
+func (s *Session) periodic(now time.Time) {
+	var in, out uint64
+	if s.hooks.Traffic != nil {
+		in, out = s.hooks.Traffic()
+		if in != s.trafIn {
+			s.alive(now)
+		} else if out != s.trafOut && s.outSince.IsZero() {
+			// Outbound without inbound since the last tick.
+			s.outSince = now
+		}
+		s.trafIn, s.trafOut = in, out
+	}
+	switch {
+	case !s.outSince.IsZero() && now.Sub(s.outSince) >= s.timers.FastLiveness && now.Sub(s.lastIn) >= s.timers.FastLiveness:
+		s.livenessCheck(true)
+	case now.Sub(s.lastIn) >= s.timers.Liveness:
+		s.livenessCheck(false)
+	}
+	if !s.ikeRekey.IsZero() && !now.Before(s.ikeRekey) {
+		s.ikeRekey = time.Time{}
+		s.startIKERekey()
+	}
+	if !s.chRekey.IsZero() && !now.Before(s.chRekey) {
+		s.chRekey = time.Time{}
+		s.startChildRekey()
+	}
+}
+
+// nextTick is when periodic must run next: soon while traffic flows (to
+// notice an unanswered flow within the fast liveness time), otherwise at
+// the next liveness or rekey deadline, so an idle tunnel sleeps.
+func (s *Session) nextTick(now time.Time) time.Duration {
+	next := s.lastIn.Add(s.timers.Liveness)
+	if s.hooks.Traffic != nil {
+		next = minTime(next, now.Add(s.timers.FastLiveness/2))
+	}
+	for _, t := range []time.Time{s.ikeRekey, s.chRekey} {
+		if !t.IsZero() {
+			next = minTime(next, t)
+		}
+	}
+	d := next.Sub(now)
+	if d < 50*time.Millisecond {
+		d = 50 * time.Millisecond
+	}
+	return d
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// livenessCheck sends an empty INFORMATIONAL unless one is already queued
+// or outstanding; fast uses the short schedule.
+func (s *Session) livenessCheck(fast bool) {
+	for _, r := range s.queue {
+		if r.exch == wire.ExchangeInformational && len(r.payloads) == 0 {
+			return
+		}
+	}
+	if s.out != nil && s.out.req.exch == wire.ExchangeInformational && len(s.out.req.payloads) == 0 {
+		return
+	}
+	rt := s.cfg.Retransmit
+	if fast {
+		rt = Retransmit{Timeout: s.timers.FastLiveness, Base: 1.5, Tries: 3}
+	}
+	s.log.Debug("liveness check", "fast", fast)
+	s.lastIn = time.Now() // one check per interval
+	s.outSince = time.Time{}
+	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, rt: rt, failErr: ErrLivenessFailed})
 }

@@ -144,6 +144,14 @@ func (t *Transport) register(spi uint64) chan Datagram {
 	return ch
 }
 
+// registerCh routes messages naming spi (as either SPI) to an existing
+// channel; a rekeyed IKE SA keeps its session's channel.
+func (t *Transport) registerCh(spi uint64, ch chan Datagram) {
+	t.mu.Lock()
+	t.sas[spi] = ch
+	t.mu.Unlock()
+}
+
 func (t *Transport) unregister(spi uint64) {
 	t.mu.Lock()
 	delete(t.sas, spi)
@@ -279,9 +287,13 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 		return nil, false
 	}
 	d := Datagram{Data: append([]byte(nil), b...), From: from, Encap: encap}
-	spi := binary.BigEndian.Uint64(b)
+	// Our SPI is SPIi of SAs we initiated and SPIr of those the gateway
+	// initiated (a gateway-started IKE rekey).
 	t.mu.Lock()
-	ch, ok := t.sas[spi]
+	ch, ok := t.sas[binary.BigEndian.Uint64(b)]
+	if !ok {
+		ch, ok = t.sas[binary.BigEndian.Uint64(b[8:])]
+	}
 	unknown := t.unknown
 	t.mu.Unlock()
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun/netstack"
 
+	"github.com/qcdvpn/qcdvpn/esp"
 	"github.com/qcdvpn/qcdvpn/ike"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
 	"github.com/qcdvpn/qcdvpn/tun"
@@ -170,36 +172,91 @@ func (c *Client) Connect(ctx context.Context) error {
 		}
 		for _, a := range addrs {
 			remote := netip.AddrPortFrom(a, gw.Port)
-			start := time.Now()
-			c.emit(Event{Type: EventConnecting, Gateway: remote.String()})
-			s, err := ike.Initiate(ctx, c.ikeCfg, t, remote)
-			if err != nil {
-				c.log.Info("connect failed", "gateway", remote, "err", err)
-				c.emit(Event{Type: EventConnectFailed, Gateway: remote.String(), Error: err.Error()})
-				errs = append(errs, fmt.Errorf("gateway %s: %w", remote, err))
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				continue
+			err := c.connectTo(ctx, t, remote)
+			if err == nil {
+				return nil
 			}
-			tn, err := c.startTunnel(s)
-			if err != nil {
-				closeCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				s.Close(closeCtx)
-				cancel()
-				return fmt.Errorf("gateway %s: %w", remote, err)
+			errs = append(errs, fmt.Errorf("gateway %s: %w", remote, err))
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			c.mu.Lock()
-			c.session, c.gateway, c.tn = s, remote.String(), tn
-			c.mu.Unlock()
-			c.emit(c.connectedEvent(s, remote, time.Since(start)))
-			return nil
 		}
 	}
 	if len(errs) == 1 {
 		return errs[0]
 	}
 	return errors.Join(errs...)
+}
+
+// connectTo runs one attempt with one gateway address.
+func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.AddrPort) error {
+	start := time.Now()
+	c.emit(Event{Type: EventConnecting, Gateway: remote.String()})
+	s, err := ike.Initiate(ctx, c.ikeCfg, t, remote)
+	if err != nil {
+		c.log.Info("connect failed", "gateway", remote, "err", err)
+		c.emit(Event{Type: EventConnectFailed, Gateway: remote.String(), Error: err.Error()})
+		return err
+	}
+	tn, err := c.startTunnel(s)
+	if err != nil {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		s.Close(closeCtx)
+		cancel()
+		return err
+	}
+	c.mu.Lock()
+	c.session, c.gateway, c.tn = s, remote.Addr().String(), tn
+	c.mu.Unlock()
+	c.startSession(s, tn)
+	c.emit(c.connectedEvent(s, remote, time.Since(start)))
+	return nil
+}
+
+// startSession connects the IKE session's lifecycle to the data plane and
+// the event stream, then starts it.
+func (c *Client) startSession(s *ike.Session, tn *tunnel) {
+	r, _ := c.profile.Resolve()
+	gw := s.Remote().Addr().String()
+	h := ike.Hooks{
+		IKERekeyed: func(spii, spir uint64) {
+			c.emit(Event{Type: EventRekeyed, Gateway: gw, Reason: "ike", IKESPIi: fmt.Sprintf("%016x", spii), IKESPIr: fmt.Sprintf("%016x", spir)})
+		},
+		ChildRekeyed: func(prev, next *ike.ChildSA, sendNow bool) {
+			if tn != nil && tn.engine != nil {
+				install := tn.engine.Install
+				if !sendNow {
+					install = tn.engine.Prepare
+				}
+				if err := install(next, s.Remote(), esp.Limits{}); err != nil {
+					c.log.Warn("installing rekeyed child SA", "err", err)
+				}
+			}
+			c.emit(Event{Type: EventRekeyed, Gateway: gw, Reason: "child", ESPSuite: next.Suite.String()})
+		},
+		ChildOutbound: func(*ike.ChildSA) {
+			if tn != nil && tn.engine != nil {
+				tn.engine.Commit()
+			}
+		},
+		ChildGone: func(old *ike.ChildSA) {
+			if tn != nil && tn.engine != nil {
+				tn.engine.Retire(old.SPIIn)
+			}
+		},
+	}
+	if tn != nil && tn.engine != nil {
+		h.Traffic = func() (in, out uint64) {
+			st := tn.engine.Stats()
+			return st.PacketsIn, st.PacketsOut
+		}
+	}
+	s.Start(h, ike.Timers{
+		Liveness:      r.Timers.Liveness,
+		FastLiveness:  r.Timers.FastLiveness,
+		IKELifetime:   r.Timers.IKELifetime,
+		ChildLifetime: r.Timers.ChildLifetime,
+	})
 }
 
 func (c *Client) connectedEvent(s *ike.Session, remote netip.AddrPort, took time.Duration) Event {
@@ -225,23 +282,65 @@ func (c *Client) connectedEvent(s *ike.Session, remote netip.AddrPort, took time
 	return e
 }
 
-// Wait blocks until the tunnel ends or ctx is done, then closes it.
+// Wait keeps the tunnel up until ctx is done, then closes it. When the
+// IKE SA ends (the gateway deleted it, stopped answering, …) it reconnects
+// at once, then with growing, jittered pauses while every attempt fails.
+// The TUN stays up meanwhile, so no packet leaves outside the tunnel.
 func (c *Client) Wait(ctx context.Context) error {
-	c.mu.Lock()
-	s := c.session
-	c.mu.Unlock()
-	if s == nil {
-		return errors.New("sdk: not connected")
-	}
-	select {
-	case <-ctx.Done():
-		return c.Close()
-	case <-s.Done():
+	for {
+		c.mu.Lock()
+		s := c.session
+		c.mu.Unlock()
+		if s == nil {
+			return errors.New("sdk: not connected")
+		}
+		select {
+		case <-ctx.Done():
+			return c.Close()
+		case <-s.Done():
+		}
 		err := s.Err()
-		c.stopTunnel()
+		if errors.Is(err, ike.ErrClosed) {
+			return nil
+		}
+		if errors.Is(err, ike.ErrLivenessFailed) {
+			c.emit(Event{Type: EventLivenessFailed, Gateway: c.gateway, Reason: err.Error()})
+		}
 		c.emit(Event{Type: EventDisconnected, Gateway: c.gateway, Reason: err.Error()})
-		c.closeTransport()
-		return err
+		c.mu.Lock()
+		tn := c.tn
+		c.mu.Unlock()
+		if tn != nil && tn.engine != nil {
+			tn.engine.Remove()
+		}
+		if err := c.reconnect(ctx); err != nil {
+			c.stopTunnel()
+			c.closeTransport()
+			return err
+		}
+	}
+}
+
+// reconnect tries the gateways again: at once, then backing off with
+// jitter up to 30 s between rounds, until one answers or ctx ends.
+func (c *Client) reconnect(ctx context.Context) error {
+	pause := time.Second
+	for {
+		err := c.Connect(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := pause/2 + time.Duration(mrand.Int64N(int64(pause)))
+		c.log.Info("reconnect failed, waiting", "err", err, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		pause = min(2*pause, 30*time.Second)
 	}
 }
 

@@ -176,9 +176,9 @@ type Timers struct {
 	// FastLiveness is the timeout of a liveness check started on a hint
 	// (100ms..liveness).
 	FastLiveness string `json:"fast_liveness,omitempty" want:"a duration such as \"1s\""`
-	// IKELifetime is when the IKE SA is rekeyed (5m..168h).
+	// IKELifetime is when the IKE SA is rekeyed (10s..168h).
 	IKELifetime string `json:"ike_lifetime,omitempty" want:"a duration such as \"4h\""`
-	// ChildLifetime is when a child SA is rekeyed (1m..168h).
+	// ChildLifetime is when a child SA is rekeyed (10s..168h).
 	ChildLifetime string `json:"child_lifetime,omitempty" want:"a duration such as \"1h\""`
 }
 
@@ -984,8 +984,9 @@ func (p *Profile) TimerValues() (TimerValues, error) {
 		dur("keepalive", t.Keepalive, &v.Keepalive, time.Second, 10*time.Minute, true),
 		dur("liveness", t.Liveness, &v.Liveness, time.Second, time.Hour, false),
 		dur("fast_liveness", t.FastLiveness, &v.FastLiveness, 100*time.Millisecond, time.Hour, false),
-		dur("ike_lifetime", t.IKELifetime, &v.IKELifetime, 5*time.Minute, week, false),
-		dur("child_lifetime", t.ChildLifetime, &v.ChildLifetime, time.Minute, week, false),
+		// Short lifetimes are allowed so that rekeying can be rehearsed.
+		dur("ike_lifetime", t.IKELifetime, &v.IKELifetime, 10*time.Second, week, false),
+		dur("child_lifetime", t.ChildLifetime, &v.ChildLifetime, 10*time.Second, week, false),
 	} {
 		if err != nil {
 			return TimerValues{}, err

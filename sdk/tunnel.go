@@ -41,6 +41,19 @@ type tunnel struct {
 	engine *dataplane.Engine
 	cancel context.CancelFunc
 	done   chan struct{}
+	addrs  []netip.Prefix
+}
+
+func sameAddrs(a, b []netip.Prefix) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // startTunnel brings up the data plane for an established session.
@@ -55,11 +68,25 @@ func (c *Client) startTunnel(s *ike.Session) (*tunnel, error) {
 	if s.Child == nil {
 		return nil, errors.New("sdk: no child SA to carry traffic")
 	}
+	// After a reconnect the TUN stays if the addresses did too: the new SAs
+	// go into the same engine.
+	c.mu.Lock()
+	prev := c.tn
+	c.mu.Unlock()
+	if prev != nil && sameAddrs(prev.addrs, s.VirtualIPs) {
+		if err := prev.engine.Install(s.Child, s.Remote(), esp.Limits{}); err != nil {
+			return nil, err
+		}
+		return prev, nil
+	}
+	if prev != nil {
+		c.stopTunnel()
+	}
 	var addrs []netip.Addr
 	for _, p := range s.VirtualIPs {
 		addrs = append(addrs, p.Addr())
 	}
-	tn := &tunnel{done: make(chan struct{})}
+	tn := &tunnel{done: make(chan struct{}), addrs: s.VirtualIPs}
 	switch c.opts.DataPlane {
 	case DataPlaneKernel:
 		if len(addrs) == 0 {
@@ -113,23 +140,24 @@ func (c *Client) startTunnel(s *ike.Session) (*tunnel, error) {
 		}
 	}()
 	if ka := r.Timers.Keepalive; ka > 0 {
-		go keepalive(ctx, s, ka)
+		go c.keepalive(ctx, ka)
 	}
 	return tn, nil
 }
 
-// keepalive sends NAT-T keepalives so NAT mappings outlive quiet periods.
-func keepalive(ctx context.Context, s *ike.Session, every time.Duration) {
+// keepalive sends NAT-T keepalives to the current gateway so NAT mappings
+// outlive quiet periods.
+func (c *Client) keepalive(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.Done():
-			return
 		case <-t.C:
-			_ = s.Transport().SendKeepalive(s.Remote())
+			if s := c.Session(); s != nil {
+				_ = s.Transport().SendKeepalive(s.Remote())
+			}
 		}
 	}
 }

@@ -42,9 +42,10 @@ func TestMain(m *testing.M) {
 
 // env is one client namespace and one gateway namespace with strongSwan.
 type env struct {
-	pair *testbed.Pair
-	swan *testbed.StrongSwan
-	dir  string
+	pair    *testbed.Pair
+	swan    *testbed.StrongSwan
+	swanCfg testbed.SwanConfig
+	dir     string
 }
 
 // client is a running `qcdvpn up` in the client namespace.

@@ -47,6 +47,8 @@ type gwOpts struct {
 	espProposal  string
 	localID      string // gateway's id; "-" leaves it out (strongSwan then uses its cert's DN)
 	charonExtras string
+	connExtras   string // more lines inside the connection
+	childExtras  string // more lines inside the child
 }
 
 // gateway starts strongSwan in a fresh pair and returns what a client
@@ -86,6 +88,7 @@ func gateway(t *testing.T, o gwOpts) (*env, *testbed.PKI) {
 version = 2
 proposals = %s
 pools = pool4
+%s
 local {
 %s
 }
@@ -96,12 +99,13 @@ children {
 net {
 local_ts = %s
 esp_proposals = %s
+%s
 }
 }
-}`, o.ikeProposal, local, remote, pair.ProtectedPrefix(), o.espProposal)
+}`, o.ikeProposal, o.connExtras, local, remote, pair.ProtectedPrefix(), o.espProposal, o.childExtras)
 	cfg.Pools = fmt.Sprintf("pool4 {\naddrs = %s\n}", pair.PoolPrefix())
 	swan := testbed.StartStrongSwan(t, pair.Gateway, cfg)
-	return &env{pair: pair, swan: swan, dir: t.TempDir()}, pki
+	return &env{pair: pair, swan: swan, swanCfg: cfg, dir: t.TempDir()}, pki
 }
 
 // profileFor builds a client profile for e.

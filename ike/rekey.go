@@ -1,0 +1,448 @@
+package ike
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/big"
+	"time"
+
+	"crypto/rand"
+
+	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+	"github.com/qcdvpn/qcdvpn/ike/wire"
+)
+
+// rekeyState tracks the rekeys we started and have not finished.
+type rekeyState struct {
+	child bool // a Child SA rekey of ours is queued or in flight
+	ike   bool // an IKE SA rekey of ours is queued or in flight
+}
+
+// rekeyRetry is how long to wait before trying a rekey again that the
+// gateway refused for now (TEMPORARY_FAILURE, a collision).
+const rekeyRetry = 2 * time.Second
+
+// rekeyTime is when to rekey an SA established at now: lifetime minus up
+// to 10 % jitter, so both ends rarely start at once (RFC 7296 §2.8.1).
+func rekeyTime(now time.Time, lifetime time.Duration, r io.Reader) time.Time {
+	if lifetime <= 0 {
+		return time.Time{}
+	}
+	jitter := time.Duration(0)
+	if span := int64(lifetime / 10); span > 0 {
+		if n, err := rand.Int(r, big.NewInt(span)); err == nil {
+			jitter = time.Duration(n.Int64())
+		}
+	}
+	return now.Add(lifetime - jitter)
+}
+
+func randomSPI32(r io.Reader) (uint32, []byte, error) {
+	var b [4]byte
+	for binary.BigEndian.Uint32(b[:]) < 256 {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+	}
+	return binary.BigEndian.Uint32(b[:]), b[:], nil
+}
+
+// selectProposal is the responder's choice (RFC 7296 §2.7): the first of
+// the peer's proposals that one of ours covers, each transform type taken
+// as the peer's first acceptable one. The chosen proposal carries spi.
+func selectProposal(peer []wire.Proposal, ours []ikecrypto.Proposal, protocol uint8, spi []byte) (wire.Proposal, Suite, bool) {
+	for _, pp := range peer {
+		if pp.Protocol != protocol {
+			continue
+		}
+		for _, op := range ours {
+			if wp, ok := coverProposal(pp, op, protocol, spi); ok {
+				s, _, err := checkChosen(&wire.SA{Proposals: []wire.Proposal{wp}}, []wire.Proposal{wp}, protocol)
+				if err == nil {
+					return wp, s, true
+				}
+			}
+		}
+	}
+	return wire.Proposal{}, Suite{}, false
+}
+
+// coverProposal picks, for every transform type the peer offers, its
+// first transform that op lists. ESN "no" is fine when op says nothing
+// about ESN.
+func coverProposal(pp wire.Proposal, op ikecrypto.Proposal, protocol uint8, spi []byte) (wire.Proposal, bool) {
+	var chosen []wire.Transform
+	for _, typ := range []uint8{transformEncr, transformPRF, transformInteg, transformKE, transformESN} {
+		offered, picked := false, false
+		for _, t := range pp.Transforms {
+			if t.Type != typ || picked {
+				continue
+			}
+			offered = true
+			implied := typ == transformESN && t.ID == ikecrypto.ESNNo && !hasType(op, transformESN)
+			for _, a := range op.Algorithms {
+				if implied || (a.Type == typ && a.ID == t.ID && uint16(a.KeyBits) == t.KeyLength) {
+					chosen = append(chosen, wire.Transform{Type: t.Type, ID: t.ID, KeyLength: t.KeyLength})
+					picked = true
+					break
+				}
+			}
+		}
+		if offered != picked {
+			return wire.Proposal{}, false
+		}
+	}
+	return wire.Proposal{Number: pp.Number, Protocol: protocol, SPI: spi, Transforms: chosen}, true
+}
+
+func hasType(p ikecrypto.Proposal, typ uint8) bool {
+	for _, a := range p.Algorithms {
+		if a.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// startChildRekey queues a CREATE_CHILD_SA that rekeys the Child SA in use.
+func (s *Session) startChildRekey() {
+	old := s.child
+	if old == nil || s.rekeys.child || s.rekeys.ike {
+		if old != nil {
+			s.chRekey = time.Now().Add(rekeyRetry)
+		}
+		return
+	}
+	spi, spiB, err := randomSPI32(s.rand)
+	if err != nil {
+		return
+	}
+	ni, err := randomBytes(s.rand, 32)
+	if err != nil {
+		return
+	}
+	offered := wireProposals(s.cfg.ESPProposals, wire.ProtoESP, spiB)
+	var ke ikecrypto.KeyExchange
+	if g := firstGroup(s.cfg.ESPProposals); g != 0 {
+		if ke, err = ikecrypto.NewKeyExchange(g, s.rand); err != nil {
+			return
+		}
+	}
+	ps := []wire.Payload{
+		&wire.Notify{Protocol: wire.ProtoESP, SPI: spiBytes(old.SPIIn), NotifyType: wire.NotifyRekeySA},
+		&wire.SA{Proposals: offered},
+		&wire.Nonce{Data: ni},
+	}
+	if ke != nil {
+		ps = append(ps, &wire.KE{Group: ke.Group(), Data: ke.PublicKey()})
+	}
+	ps = append(ps, &wire.TS{Selectors: old.TSi}, &wire.TS{Responder: true, Selectors: old.TSr})
+	s.rekeys.child = true
+	s.queue = append(s.queue, &request{exch: wire.ExchangeCreateChildSA, payloads: ps,
+		onResponse: func(resp []wire.Payload) {
+			s.rekeys.child = false
+			if err := s.childRekeyed(old, resp, offered, spi, ni, ke); err != nil {
+				s.log.Info("child SA rekey failed, retrying", "err", err)
+				s.chRekey = time.Now().Add(rekeyRetry)
+			}
+		}})
+}
+
+// childRekeyed completes our Child SA rekey from the gateway's response.
+func (s *Session) childRekeyed(old *ChildSA, ps []wire.Payload, offered []wire.Proposal, spi uint32, ni []byte, ke ikecrypto.KeyExchange) error {
+	if err := firstError(wire.ExchangeCreateChildSA, ps); err != nil {
+		return err
+	}
+	if s.child != old {
+		return errors.New("child SA changed during its rekey")
+	}
+	suite, peerSPI, err := checkChosen(wire.Find[*wire.SA](ps), offered, wire.ProtoESP)
+	if err != nil {
+		return err
+	}
+	nonce := wire.Find[*wire.Nonce](ps)
+	if nonce == nil || len(peerSPI) != 4 {
+		return errors.New("CREATE_CHILD_SA response lacks a nonce or SPI")
+	}
+	gir, err := childSharedSecret(ke, suite, wire.Find[*wire.KE](ps))
+	if err != nil {
+		return err
+	}
+	c := &ChildSA{Suite: suite, SPIIn: spi, SPIOut: binary.BigEndian.Uint32(peerSPI), TSi: old.TSi, TSr: old.TSr, Encap: old.Encap}
+	for _, p := range ps {
+		if ts, ok := p.(*wire.TS); ok {
+			if ts.Responder {
+				c.TSr = ts.Selectors
+			} else {
+				c.TSi = ts.Selectors
+			}
+		}
+	}
+	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, ni, nonce.Data, true); err != nil {
+		return err
+	}
+	s.installChild(old, c, true)
+	// We started the rekey, so we delete the old pair (RFC 7296 §2.8).
+	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational,
+		payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoESP, SPISize: 4, SPIs: [][]byte{spiBytes(old.SPIIn)}}},
+		onResponse: func([]wire.Payload) {
+			if s.oldChild == old {
+				s.oldChild = nil
+				if s.hooks.ChildGone != nil {
+					s.hooks.ChildGone(old)
+				}
+			}
+		}})
+	return nil
+}
+
+func childSharedSecret(ke ikecrypto.KeyExchange, suite Suite, peer *wire.KE) ([]byte, error) {
+	if suite.DH == 0 {
+		return nil, nil
+	}
+	if ke == nil || peer == nil || peer.Group != suite.DH || ke.Group() != suite.DH {
+		return nil, errors.New("CREATE_CHILD_SA: key exchange does not match the chosen group")
+	}
+	return ke.SharedSecret(peer.Data)
+}
+
+// installChild switches the data plane to next, keeping prev's inbound.
+// When the gateway started the rekey (sendNow false) we keep sending on
+// prev until the gateway deletes it, since until then it may not have
+// installed next yet.
+func (s *Session) installChild(prev, next *ChildSA, sendNow bool) {
+	s.oldChild, s.child = prev, next
+	s.sendWait = nil
+	if !sendNow {
+		s.sendWait = next
+	}
+	s.chRekey = rekeyTime(time.Now(), s.timers.ChildLifetime, s.rand)
+	if s.hooks.ChildRekeyed != nil {
+		s.hooks.ChildRekeyed(prev, next, sendNow)
+	}
+}
+
+// createChildRequest answers the gateway's CREATE_CHILD_SA: a Child SA or
+// IKE SA rekey. New Child SAs beyond the one we use are refused.
+func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func()) {
+	sa := wire.Find[*wire.SA](ps)
+	nonce := wire.Find[*wire.Nonce](ps)
+	if sa == nil || nonce == nil || len(sa.Proposals) == 0 {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
+	}
+	if sa.Proposals[0].Protocol == wire.ProtoIKE {
+		return s.ikeRekeyRequest(sa, nonce, wire.Find[*wire.KE](ps))
+	}
+	rekey := wire.FindNotify(ps, wire.NotifyRekeySA)
+	if rekey == nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoAdditionalSAs}}, nil
+	}
+	old := s.childByOutSPI(rekey.SPI)
+	if old == nil || old != s.child {
+		return []wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: rekey.SPI, NotifyType: wire.NotifyChildSANotFound}}, nil
+	}
+	if s.rekeys.child || s.rekeys.ike {
+		// Simultaneous rekey: ours goes on; the gateway retries later.
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+	}
+	spi, spiB, err := randomSPI32(s.rand)
+	if err != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+	}
+	chosen, suite, ok := selectProposal(sa.Proposals, s.cfg.ESPProposals, wire.ProtoESP, spiB)
+	var peerSPI []byte
+	for _, p := range sa.Proposals {
+		if p.Number == chosen.Number {
+			peerSPI = p.SPI
+		}
+	}
+	if !ok || len(peerSPI) != 4 {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
+	}
+	nr, err := randomBytes(s.rand, 32)
+	if err != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+	}
+	resp := []wire.Payload{&wire.SA{Proposals: []wire.Proposal{chosen}}, &wire.Nonce{Data: nr}}
+	var gir []byte
+	if suite.DH != 0 {
+		peerKE := wire.Find[*wire.KE](ps)
+		if peerKE == nil || peerKE.Group != suite.DH {
+			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidKEPayload, Data: []byte{byte(suite.DH >> 8), byte(suite.DH)}}}, nil
+		}
+		ke, err := ikecrypto.NewKeyExchange(suite.DH, s.rand)
+		if err != nil {
+			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
+		}
+		if gir, err = ke.SharedSecret(peerKE.Data); err != nil {
+			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
+		}
+		resp = append(resp, &wire.KE{Group: suite.DH, Data: ke.PublicKey()})
+	}
+	// The gateway is the initiator of this exchange: its TSi is our TSr.
+	c := &ChildSA{Suite: suite, SPIIn: spi, SPIOut: binary.BigEndian.Uint32(peerSPI), TSi: old.TSi, TSr: old.TSr, Encap: old.Encap}
+	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, nonce.Data, nr, false); err != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
+	}
+	resp = append(resp, &wire.TS{Selectors: old.TSr}, &wire.TS{Responder: true, Selectors: old.TSi})
+	return resp, func() { s.installChild(old, c, false) }
+}
+
+// startIKERekey queues a CREATE_CHILD_SA that rekeys the IKE SA (§2.18).
+func (s *Session) startIKERekey() {
+	if s.rekeys.ike || s.rekeys.child || s.old != nil {
+		s.ikeRekey = time.Now().Add(rekeyRetry)
+		return
+	}
+	s.rekeys.ike = true
+	s.queueIKERekey(s.cur.suite.DH)
+}
+
+func (s *Session) queueIKERekey(group uint16) {
+	spi := randomSPI(s.rand)
+	var spiB [8]byte
+	binary.BigEndian.PutUint64(spiB[:], spi)
+	ni, err := randomBytes(s.rand, 32)
+	if err != nil {
+		s.rekeys.ike = false
+		return
+	}
+	ke, err := ikecrypto.NewKeyExchange(group, s.rand)
+	if err != nil {
+		s.rekeys.ike = false
+		return
+	}
+	offered := wireProposals(s.cfg.IKEProposals, wire.ProtoIKE, spiB[:])
+	prev := s.cur
+	s.queue = append(s.queue, &request{exch: wire.ExchangeCreateChildSA,
+		payloads: []wire.Payload{&wire.SA{Proposals: offered}, &wire.Nonce{Data: ni}, &wire.KE{Group: group, Data: ke.PublicKey()}},
+		onResponse: func(ps []wire.Payload) {
+			if n := wire.FindNotify(ps, wire.NotifyInvalidKEPayload); n != nil && len(n.Data) == 2 {
+				if g := binary.BigEndian.Uint16(n.Data); g != group && offersGroup(s.cfg.IKEProposals, g) {
+					s.queueIKERekey(g)
+					return
+				}
+			}
+			s.rekeys.ike = false
+			if err := s.ikeRekeyed(prev, ps, offered, spi, ni, ke); err != nil {
+				s.log.Info("IKE SA rekey failed, retrying", "err", err)
+				s.ikeRekey = time.Now().Add(rekeyRetry)
+			}
+		}})
+}
+
+func (s *Session) ikeRekeyed(prev *ikeState, ps []wire.Payload, offered []wire.Proposal, spi uint64, ni []byte, ke ikecrypto.KeyExchange) error {
+	if err := firstError(wire.ExchangeCreateChildSA, ps); err != nil {
+		return err
+	}
+	if prev != s.cur {
+		return errors.New("IKE SA changed during its rekey")
+	}
+	suite, peerSPI, err := checkChosen(wire.Find[*wire.SA](ps), offered, wire.ProtoIKE)
+	if err != nil {
+		return err
+	}
+	nonce := wire.Find[*wire.Nonce](ps)
+	peerKE := wire.Find[*wire.KE](ps)
+	if nonce == nil || peerKE == nil || len(peerSPI) != 8 || peerKE.Group != ke.Group() || suite.DH != ke.Group() {
+		return errors.New("IKE rekey response lacks a nonce, KE or SPI, or uses another group")
+	}
+	gir, err := ke.SharedSecret(peerKE.Data)
+	if err != nil {
+		return err
+	}
+	next, err := s.newIKEState(prev, suite, gir, ni, nonce.Data, spi, binary.BigEndian.Uint64(peerSPI), true)
+	if err != nil {
+		return err
+	}
+	s.switchIKE(prev, next)
+	// We started it, so we delete the old IKE SA.
+	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, st: prev,
+		payloads:   []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}},
+		rt:         Retransmit{Timeout: s.cfg.Retransmit.Timeout, Base: 2, Tries: 3},
+		onResponse: func([]wire.Payload) { s.dropOld(prev) }})
+	return nil
+}
+
+// ikeRekeyRequest answers the gateway's IKE SA rekey.
+func (s *Session) ikeRekeyRequest(sa *wire.SA, nonce *wire.Nonce, peerKE *wire.KE) ([]wire.Payload, func()) {
+	if s.rekeys.ike || s.rekeys.child || s.old != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+	}
+	spi := randomSPI(s.rand)
+	var spiB [8]byte
+	binary.BigEndian.PutUint64(spiB[:], spi)
+	chosen, suite, ok := selectProposal(sa.Proposals, s.cfg.IKEProposals, wire.ProtoIKE, spiB[:])
+	if !ok {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
+	}
+	var peerSPI []byte
+	for _, p := range sa.Proposals {
+		if p.Number == chosen.Number {
+			peerSPI = p.SPI
+		}
+	}
+	if len(peerSPI) != 8 {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
+	}
+	if peerKE == nil || peerKE.Group != suite.DH {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidKEPayload, Data: []byte{byte(suite.DH >> 8), byte(suite.DH)}}}, nil
+	}
+	ke, err := ikecrypto.NewKeyExchange(suite.DH, s.rand)
+	if err != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
+	}
+	gir, err := ke.SharedSecret(peerKE.Data)
+	if err != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
+	}
+	nr, err := randomBytes(s.rand, 32)
+	if err != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+	}
+	prev := s.cur
+	// The gateway started the rekey, so it is the new SA's initiator.
+	next, err := s.newIKEState(prev, suite, gir, nonce.Data, nr, binary.BigEndian.Uint64(peerSPI), spi, false)
+	if err != nil {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
+	}
+	resp := []wire.Payload{&wire.SA{Proposals: []wire.Proposal{chosen}}, &wire.Nonce{Data: nr}, &wire.KE{Group: suite.DH, Data: ke.PublicKey()}}
+	return resp, func() { s.switchIKE(prev, next) }
+}
+
+// newIKEState derives the keys of a rekeyed IKE SA: SKEYSEED =
+// prf(SK_d (old), g^ir (new) | Ni | Nr) with the old SA's PRF, the rest
+// with the new SA's (RFC 7296 §2.18).
+func (s *Session) newIKEState(prev *ikeState, suite Suite, gir, ni, nr []byte, spii, spir uint64, initiator bool) (*ikeState, error) {
+	skeyseed := ikecrypto.RekeySKEYSEED(prev.keys.prf, prev.keys.keys.SKd, gir, ni, nr)
+	keys, err := deriveKeys(suite, skeyseed, ni, nr, spii, spir, initiator)
+	if err != nil {
+		return nil, err
+	}
+	return &ikeState{spii: spii, spir: spir, initiator: initiator, keys: keys, suite: suite}, nil
+}
+
+// switchIKE moves the session to the rekeyed IKE SA; prev stays until it
+// is deleted.
+func (s *Session) switchIKE(prev, next *ikeState) {
+	s.t.registerCh(next.ourSPI(), s.ch)
+	s.old, s.cur = prev, next
+	s.ikeRekey = rekeyTime(time.Now(), s.timers.IKELifetime, s.rand)
+	s.mu.Lock()
+	s.spis = [2]uint64{next.spii, next.spir}
+	s.mu.Unlock()
+	if s.hooks.IKERekeyed != nil {
+		s.hooks.IKERekeyed(next.spii, next.spir)
+	}
+}
+
+// dropOld forgets an IKE SA replaced by a rekey.
+func (s *Session) dropOld(st *ikeState) {
+	if s.old == st {
+		s.old = nil
+		if st.ourSPI() != s.cur.ourSPI() {
+			s.t.unregister(st.ourSPI())
+		}
+	}
+}
