@@ -6,6 +6,7 @@ mkdir -p build
 go test -run='^$' -bench=. -benchmem -count=1 ./esp/ ./ike/... ./dataplane/ | tee build/bench.txt
 echo
 echo "ESP seal/open of 1400-byte packets vs the raw cipher (same run; ratio = ESP MB/s / raw MB/s):"
+printf "%-22s %12s %12s %12s %10s %10s %8s\n" "suite" "seal MB/s" "open MB/s" "raw MB/s" "seal/raw" "open/raw" "allocs"
 awk '
 /^Benchmark(Seal|Open|RawAEAD)\// {
 	split($1, a, "/"); kind = a[1]; sub(/^Benchmark/, "", kind); suite = a[2]; sub(/-[0-9]+$/, "", suite)
@@ -13,7 +14,6 @@ awk '
 	v[kind, suite] = mbs; al[kind, suite] = allocs; suites[suite] = 1
 }
 END {
-	printf "%-22s %12s %12s %12s %10s %10s %8s\n", "suite", "seal MB/s", "open MB/s", "raw MB/s", "seal/raw", "open/raw", "allocs"
 	for (s in suites) if (v["RawAEAD", s] > 0)
 		printf "%-22s %12.0f %12.0f %12.0f %10.2f %10.2f %8s\n", s, v["Seal", s], v["Open", s], v["RawAEAD", s], v["Seal", s] / v["RawAEAD", s], v["Open", s] / v["RawAEAD", s], al["Seal", s] "/" al["Open", s]
 }' build/bench.txt | sort
