@@ -633,7 +633,9 @@ func (s *Session) livenessCheck(fast bool) {
 	}
 	rt := s.cfg.Retransmit
 	if fast {
-		rt = Retransmit{Timeout: s.timers.FastLiveness, Base: 1.5, Tries: 3}
+		// About 6 s with the 1 s default: quick, yet four lost round trips
+		// in a row are needed for a false alarm on a lossy path.
+		rt = Retransmit{Timeout: s.timers.FastLiveness, Base: 1.25, Tries: 4}
 	}
 	s.log.Debug("liveness check", "fast", fast)
 	s.lastIn = time.Now() // one check per interval

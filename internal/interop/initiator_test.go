@@ -55,7 +55,13 @@ type gwOpts struct {
 // profile needs. With certificates, pki signs both sides.
 func gateway(t *testing.T, o gwOpts) (*env, *testbed.PKI) {
 	t.Helper()
-	pair := testbed.NewPair(t)
+	return gatewayOn(t, testbed.NewPair(t), o)
+}
+
+// gatewayOn starts strongSwan in pair's gateway namespace (pair may stand
+// for another topology, such as a NAT chain).
+func gatewayOn(t *testing.T, pair *testbed.Pair, o gwOpts) (*env, *testbed.PKI) {
+	t.Helper()
 	pair.Gateway.AddLoopbackAddr(t, netip.PrefixFrom(pair.ProtectedPrefix().Addr().Next(), 32))
 	if o.espProposal == "" {
 		o.espProposal = "aes256gcm16"
