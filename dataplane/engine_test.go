@@ -49,7 +49,7 @@ func sel(p string) []wire.Selector {
 }
 
 // pairOfSAs returns the client's Child SA and the gateway's mirror image.
-func pairOfSAs(t *testing.T, suite ike.Suite) (client, gateway *ike.ChildSA) {
+func pairOfSAs(t testing.TB, suite ike.Suite) (client, gateway *ike.ChildSA) {
 	t.Helper()
 	encLen, err := ikecrypto.EncrKeyLen(suite.Encr, suite.KeyBits)
 	if err != nil {
@@ -196,4 +196,23 @@ func TestEngineInboundSelector(t *testing.T) {
 	if st := c.Stats(); st.DropSelector != 1 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// FuzzHandleESP feeds arbitrary datagrams to an engine with a real SA:
+// nothing may panic and nothing unauthenticated may reach the TUN.
+func FuzzHandleESP(f *testing.F) {
+	_, gSA := pairOfSAs(f, ike.Suite{Encr: ikecrypto.EncrAESGCM16, KeyBits: 256})
+	f.Add([]byte{0, 0, 0x10, 0, 0, 0, 0, 1})
+	f.Add(make([]byte, 64))
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		tt := tuntest.NewChannelTUN()
+		e := New(tt.TUN(), &capture{got: make(chan struct{}, 1)}, nil)
+		if err := e.Install(gSA, netip.MustParseAddrPort("192.0.2.1:4500"), esp.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		e.HandleESP([]ike.ESPPacket{{Data: pkt}})
+		if st := e.Stats(); st.PacketsIn != 0 {
+			t.Fatalf("random bytes were delivered: %+v", st)
+		}
+	})
 }

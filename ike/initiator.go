@@ -184,7 +184,7 @@ func (st *initState) saInit(ctx context.Context) error {
 		}
 		var resp *wire.Message
 		var raw []byte
-		err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
+		err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, [][]byte{req}, st.remote, st.encap, func(d Datagram) bool {
 			m, err := wire.Parse(d.Data)
 			if err != nil || m.Header.SPIi != st.spii || !m.Header.IsResponse() ||
 				m.Header.Exchange != wire.ExchangeIKESAInit || m.Header.MessageID != 0 {
@@ -376,7 +376,7 @@ func (st *initState) authExchange(ctx context.Context) (*Session, error) {
 		return nil, err
 	}
 	var inner []wire.Payload
-	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
+	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, [][]byte{req}, st.remote, st.encap, func(d Datagram) bool {
 		h, ps, err := st.keys.open(d.Data)
 		if err != nil || h.SPIi != st.spii || h.SPIr != st.spir || !h.IsResponse() ||
 			h.Exchange != wire.ExchangeIKEAuth || h.MessageID != 1 {
@@ -551,13 +551,16 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// exchange sends req and retransmits it on the configured schedule until
-// accept takes a datagram as its response.
-func exchange(ctx context.Context, t *Transport, ch <-chan Datagram, rt Retransmit, req []byte, to netip.AddrPort, encap bool, accept func(Datagram) bool) error {
+// exchange sends req (one message, or all its fragments) and retransmits
+// it on the configured schedule until accept takes a datagram as its
+// response.
+func exchange(ctx context.Context, t *Transport, ch <-chan Datagram, rt Retransmit, req [][]byte, to netip.AddrPort, encap bool, accept func(Datagram) bool) error {
 	timeout := rt.Timeout
 	for try := 0; try < rt.Tries; try++ {
-		if err := t.Send(req, to, encap); err != nil {
-			return err
+		for _, m := range req {
+			if err := t.Send(m, to, encap); err != nil {
+				return err
+			}
 		}
 		timer := time.NewTimer(timeout)
 	wait:
