@@ -158,6 +158,7 @@ func (st *initState) saInitRequest() ([]byte, error) {
 		&wire.Notify{NotifyType: wire.NotifyNATDetectionSourceIP, Data: src},
 		&wire.Notify{NotifyType: wire.NotifyNATDetectionDestinationIP, Data: natHash(st.spii, 0, st.remote)},
 		&wire.Notify{NotifyType: wire.NotifySignatureHashAlgorithms, Data: auth.EncodeHashAlgorithms(auth.SignatureHashes())},
+		&wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported},
 	)
 	m := wire.Message{
 		Header:   wire.Header{SPIi: st.spii, Version: 0x20, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagInitiator},
@@ -316,7 +317,7 @@ func identityPayload(id auth.Identity, responder bool) *wire.ID {
 	return &wire.ID{Responder: responder, IDType: id.Type, Data: id.Data}
 }
 
-func (st *initState) authRequest() ([]byte, error) {
+func (st *initState) authRequest() ([][]byte, error) {
 	cfg := st.cfg
 	idi := identityPayload(cfg.LocalID, false)
 	octets := auth.SignedOctets(st.keys.prf.Sum, st.initReq, st.nr, st.keys.keys.SKpi, idi.Body())
@@ -366,7 +367,13 @@ func (st *initState) authRequest() ([]byte, error) {
 		&wire.TS{Responder: true, Selectors: selectorsFor(cfg.TSr)},
 	)
 	h := wire.Header{SPIi: st.spii, SPIr: st.spir, Version: 0x20, Exchange: wire.ExchangeIKEAuth, Flags: wire.FlagInitiator, MessageID: 1}
-	return st.keys.seal(h, ps, st.rand)
+	if st.peerFragment {
+		// RFC 7383: certificates easily push IKE_AUTH past the path MTU,
+		// and IP fragments are often dropped on the way.
+		return st.keys.sealFragmented(h, ps, maxDatagramFor(st.remote.Addr().Is6(), st.encap), st.rand)
+	}
+	raw, err := st.keys.seal(h, ps, st.rand)
+	return [][]byte{raw}, err
 }
 
 // authExchange runs IKE_AUTH and builds the session.
@@ -376,9 +383,15 @@ func (st *initState) authExchange(ctx context.Context) (*Session, error) {
 		return nil, err
 	}
 	var inner []wire.Payload
-	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, [][]byte{req}, st.remote, st.encap, func(d Datagram) bool {
-		h, ps, err := st.keys.open(d.Data)
-		if err != nil || h.SPIi != st.spii || h.SPIr != st.spir || !h.IsResponse() ||
+	frags := newReassembler(0, 0)
+	frags.expect(true, 1)
+	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
+		h, ps, complete, err := frags.add(d.Data, st.keys)
+		if errors.Is(err, errNotFragment) {
+			h, ps, err = st.keys.open(d.Data)
+			complete = true
+		}
+		if err != nil || !complete || h.SPIi != st.spii || h.SPIr != st.spir || !h.IsResponse() ||
 			h.Exchange != wire.ExchangeIKEAuth || h.MessageID != 1 {
 			return false
 		}

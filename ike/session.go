@@ -121,6 +121,7 @@ type Session struct {
 	child    *ChildSA  // the Child SA in use
 	oldChild *ChildSA  // replaced by a rekey, until its delete completes
 	sendWait *ChildSA  // rekeyed by the gateway, not yet sent on
+	frags    *reassembler
 	queue    []*request
 	out      *pending
 	timers   Timers
@@ -194,6 +195,7 @@ func newSession(st *initState) *Session {
 		lastIn:   now,
 		lastSeen: now,
 		spis:     [2]uint64{st.spii, st.spir},
+		frags:    newReassembler(0, 0),
 	}
 	return s
 }
@@ -366,15 +368,17 @@ func (s *Session) loop() {
 		case <-s.hints:
 			s.livenessCheck(true)
 		case <-tick.C:
-			now := time.Now()
-			s.periodic(now)
-			tick.Reset(s.nextTick(now))
+			s.periodic(time.Now())
 		case d := <-s.ch:
 			s.inbound(d, retx)
 		}
 		if s.out == nil && len(s.queue) > 0 {
 			s.sendNext(retx)
 		}
+		// Any event may move a deadline (a finished rekey sets the next
+		// one), so the wake-up is recomputed each time; Go 1.23 timers
+		// need no draining.
+		tick.Reset(s.nextTick(time.Now()))
 	}
 }
 
@@ -429,9 +433,17 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	if st == nil {
 		return
 	}
-	h, ps, err := st.keys.open(d.Data)
-	if err != nil {
-		// Unprotected or forged: never changes state (RFC 7296 §2.21).
+	if s.frags == nil {
+		s.frags = newReassembler(0, 0)
+	}
+	h, ps, complete, err := s.frags.add(d.Data, st.keys)
+	if errors.Is(err, errNotFragment) {
+		h, ps, err = st.keys.open(d.Data)
+		complete = true
+	}
+	if err != nil || !complete {
+		// Unprotected, forged, or a fragment of more to come: never
+		// changes state (RFC 7296 §2.21).
 		return
 	}
 	s.alive(time.Now())

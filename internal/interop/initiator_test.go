@@ -49,6 +49,7 @@ type gwOpts struct {
 	charonExtras string
 	connExtras   string // more lines inside the connection
 	childExtras  string // more lines inside the child
+	chainDepth   int    // intermediate CAs above the gateway certificate
 }
 
 // gateway starts strongSwan in a fresh pair and returns what a client
@@ -83,7 +84,7 @@ func gatewayOn(t *testing.T, pair *testbed.Pair, o gwOpts) (*env, *testbed.PKI) 
 		cfg.Secrets = fmt.Sprintf("ike-1 {\nid-1 = client.example\nsecret = %q\n}", testPSK)
 	default:
 		pki = testbed.NewPKI(t, o.auth)
-		chain := pki.IssueChain(t, 0, "gw.example", "gw.example")
+		chain := pki.IssueChain(t, o.chainDepth, "gw.example", "gw.example")
 		for k, v := range pki.SwanFiles("gw", chain) {
 			cfg.Files[k] = v
 		}
