@@ -13,7 +13,6 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun/netstack"
 
-	"github.com/qcdvpn/qcdvpn/esp"
 	"github.com/qcdvpn/qcdvpn/ike"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
 	"github.com/qcdvpn/qcdvpn/tun"
@@ -228,7 +227,7 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 				if !sendNow {
 					install = tn.engine.Prepare
 				}
-				if err := install(next, s.Remote(), esp.Limits{}); err != nil {
+				if err := install(next, s.Remote(), c.espLimits()); err != nil {
 					c.log.Warn("installing rekeyed child SA", "err", err)
 				}
 			}

@@ -74,7 +74,7 @@ func (c *Client) startTunnel(s *ike.Session) (*tunnel, error) {
 	prev := c.tn
 	c.mu.Unlock()
 	if prev != nil && sameAddrs(prev.addrs, s.VirtualIPs) {
-		if err := prev.engine.Install(s.Child, s.Remote(), esp.Limits{}); err != nil {
+		if err := prev.engine.Install(s.Child, s.Remote(), c.espLimits()); err != nil {
 			return nil, err
 		}
 		return prev, nil
@@ -126,7 +126,7 @@ func (c *Client) startTunnel(s *ike.Session) (*tunnel, error) {
 		return nil, fmt.Errorf("sdk: unknown data plane %d", c.opts.DataPlane)
 	}
 	tn.engine = dataplane.New(tn.dev, s.Transport(), c.log)
-	if err := tn.engine.Install(s.Child, s.Remote(), esp.Limits{}); err != nil {
+	if err := tn.engine.Install(s.Child, s.Remote(), c.espLimits()); err != nil {
 		tn.close()
 		return nil, err
 	}
@@ -186,4 +186,15 @@ func (tn *tunnel) close() {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// espLimits is the hard lifetime of a Child SA: 20 % past the rekey time,
+// so an SA whose rekey keeps failing stops carrying traffic rather than
+// living on unbounded.
+func (c *Client) espLimits() esp.Limits {
+	r, err := c.profile.Resolve()
+	if err != nil || r.Timers.ChildLifetime <= 0 {
+		return esp.Limits{}
+	}
+	return esp.Limits{Lifetime: r.Timers.ChildLifetime + r.Timers.ChildLifetime/5}
 }
