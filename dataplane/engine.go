@@ -104,43 +104,84 @@ func New(dev tun.Device, send Sender, log *slog.Logger) *Engine {
 // Install makes c the SA pair in use for traffic to peer, within the
 // limits lim. Inbound SAs installed before stay valid until Retire.
 func (e *Engine) Install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) error {
-	return e.install(c, peer, lim, true)
+	return e.install(c, peer, lim, modeBoth)
 }
 
 // Prepare installs c's inbound SA but keeps sending on the current
 // outbound one until Commit: the responder of a rekey waits until the
 // initiator surely has the new SA (RFC 7296 §2.8).
 func (e *Engine) Prepare(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) error {
-	return e.install(c, peer, lim, false)
+	return e.install(c, peer, lim, modePrepare)
 }
 
-func (e *Engine) install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits, switchOut bool) error {
+// AddInbound accepts traffic on c's inbound SA too, leaving what is sent
+// alone (the other SA of a simultaneous rekey).
+func (e *Engine) AddInbound(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) error {
+	return e.install(c, peer, lim, modeInbound)
+}
+
+// SendOn sends on c from now on (after Prepare, or AddInbound of c).
+func (e *Engine) SendOn(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits) error {
+	return e.install(c, peer, lim, modeOutbound)
+}
+
+type installMode int
+
+const (
+	modeBoth     installMode = iota // inbound and outbound now
+	modePrepare                     // inbound now, outbound on Commit
+	modeInbound                     // inbound only
+	modeOutbound                    // outbound only
+)
+
+func (e *Engine) install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits, mode installMode) error {
 	suite := esp.Suite{Encr: c.Suite.Encr, KeyBits: c.Suite.KeyBits, Integ: c.Suite.Integ, ESN: c.Suite.ESN}
 	now := time.Now()
-	out, err := esp.NewOutbound(c.SPIOut, suite, c.EncrOut, c.IntegOut, lim, now)
-	if err != nil {
-		return fmt.Errorf("dataplane: outbound SA: %w", err)
-	}
-	in, err := esp.NewInbound(c.SPIIn, suite, c.EncrIn, c.IntegIn, lim, now)
-	if err != nil {
-		return fmt.Errorf("dataplane: inbound SA: %w", err)
-	}
-	if out.Headroom() > readOffset {
-		return fmt.Errorf("dataplane: ESP header of %d bytes does not fit the read offset", out.Headroom())
-	}
-	n := &sas{out: out, ins: []*esp.Inbound{in}, local: ike.Prefixes(c.TSi), remote: ike.Prefixes(c.TSr), peer: net.UDPAddrFromAddrPort(peer)}
 	old := e.cur.Load()
+	if old == nil && mode != modeBoth {
+		return errors.New("dataplane: no current SA to keep sending on")
+	}
+	n := &sas{local: ike.Prefixes(c.TSi), remote: ike.Prefixes(c.TSr), peer: net.UDPAddrFromAddrPort(peer)}
 	if old != nil {
-		for _, o := range old.ins {
-			if len(n.ins) < maxInbound {
-				n.ins = append(n.ins, o)
+		n.out, n.next = old.out, old.next
+		n.ins = append(n.ins, old.ins...)
+	}
+	if mode != modeInbound {
+		out, err := esp.NewOutbound(c.SPIOut, suite, c.EncrOut, c.IntegOut, lim, now)
+		if err != nil {
+			return fmt.Errorf("dataplane: outbound SA: %w", err)
+		}
+		if out.Headroom() > readOffset {
+			return fmt.Errorf("dataplane: ESP header of %d bytes does not fit the read offset", out.Headroom())
+		}
+		// An SA already in use or prepared keeps its sequence numbers.
+		if n.next != nil && n.next.SPI() == c.SPIOut {
+			out = n.next
+		} else if n.out != nil && n.out.SPI() == c.SPIOut {
+			out = n.out
+		}
+		if mode == modePrepare {
+			n.next = out
+		} else {
+			n.out, n.next = out, nil
+		}
+	}
+	if mode != modeOutbound {
+		// An SA already accepted keeps its replay window.
+		have := false
+		for _, in := range n.ins {
+			have = have || in.SPI() == c.SPIIn
+		}
+		if !have {
+			in, err := esp.NewInbound(c.SPIIn, suite, c.EncrIn, c.IntegIn, lim, now)
+			if err != nil {
+				return fmt.Errorf("dataplane: inbound SA: %w", err)
+			}
+			n.ins = append([]*esp.Inbound{in}, n.ins...)
+			if len(n.ins) > maxInbound {
+				n.ins = n.ins[:maxInbound]
 			}
 		}
-		if !switchOut && old.out != nil {
-			n.out, n.next = old.out, out
-		}
-	} else if !switchOut {
-		return errors.New("dataplane: no current SA to keep sending on")
 	}
 	e.cur.Store(n)
 	return nil

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -17,6 +18,29 @@ import (
 type rekeyState struct {
 	child bool // a Child SA rekey of ours is queued or in flight
 	ike   bool // an IKE SA rekey of ours is queued or in flight
+	// childOf is the Child SA our rekey replaces.
+	childOf *ChildSA
+	// peer is the gateway's rekey of the same Child SA, answered while
+	// ours was in flight (RFC 7296 §2.8.1): the SA it made and its nonces.
+	peer *collision
+}
+
+// collision is the gateway's half of a simultaneous Child SA rekey.
+type collision struct {
+	child  *ChildSA
+	ni, nr []byte
+}
+
+// lowestNonce is RFC 7296 §2.8.1's order: octet by octet, a nonce that
+// ends first being the lower.
+func lowestNonce(ns ...[]byte) []byte {
+	low := ns[0]
+	for _, n := range ns[1:] {
+		if bytes.Compare(n, low) < 0 {
+			low = n
+		}
+	}
+	return low
 }
 
 // rekeyRetry is how long to wait before trying a rekey again that the
@@ -138,11 +162,18 @@ func (s *Session) startChildRekey() {
 		ps = append(ps, &wire.KE{Group: ke.Group(), Data: ke.PublicKey()})
 	}
 	ps = append(ps, &wire.TS{Selectors: old.TSi}, &wire.TS{Responder: true, Selectors: old.TSr})
-	s.rekeys.child = true
+	s.rekeys.child, s.rekeys.childOf = true, old
 	s.queue = append(s.queue, &request{exch: wire.ExchangeCreateChildSA, payloads: ps,
 		onResponse: func(resp []wire.Payload) {
-			s.rekeys.child = false
-			if err := s.childRekeyed(old, resp, offered, spi, ni, ke); err != nil {
+			peer := s.rekeys.peer
+			s.rekeys.child, s.rekeys.childOf, s.rekeys.peer = false, nil, nil
+			err := s.childRekeyed(old, resp, offered, spi, ni, ke, peer)
+			if err != nil && peer != nil {
+				// Ours failed; the gateway's rekey stands alone.
+				s.adoptPeerRekey(old, peer)
+				return
+			}
+			if err != nil {
 				s.log.Info("child SA rekey failed, retrying", "err", err)
 				s.chRekey = time.Now().Add(rekeyRetry)
 			}
@@ -150,11 +181,11 @@ func (s *Session) startChildRekey() {
 }
 
 // childRekeyed completes our Child SA rekey from the gateway's response.
-func (s *Session) childRekeyed(old *ChildSA, ps []wire.Payload, offered []wire.Proposal, spi uint32, ni []byte, ke ikecrypto.KeyExchange) error {
+func (s *Session) childRekeyed(old *ChildSA, ps []wire.Payload, offered []wire.Proposal, spi uint32, ni []byte, ke ikecrypto.KeyExchange, peer *collision) error {
 	if err := firstError(wire.ExchangeCreateChildSA, ps); err != nil {
 		return err
 	}
-	if s.child != old {
+	if s.child != old && (peer == nil || s.child != peer.child) {
 		return errors.New("child SA changed during its rekey")
 	}
 	suite, peerSPI, err := checkChosen(wire.Find[*wire.SA](ps), offered, wire.ProtoESP)
@@ -182,19 +213,77 @@ func (s *Session) childRekeyed(old *ChildSA, ps []wire.Payload, offered []wire.P
 	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, ni, nonce.Data, true); err != nil {
 		return err
 	}
+	if peer != nil {
+		s.resolveCollision(old, c, ni, nonce.Data, peer)
+		return nil
+	}
 	s.installChild(old, c, true)
 	// We started the rekey, so we delete the old pair (RFC 7296 §2.8).
-	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational,
-		payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoESP, SPISize: 4, SPIs: [][]byte{spiBytes(old.SPIIn)}}},
-		onResponse: func([]wire.Payload) {
-			if s.oldChild == old {
-				s.oldChild = nil
-				if s.hooks.ChildGone != nil {
-					s.hooks.ChildGone(old)
-				}
-			}
-		}})
+	s.deleteChild(old)
 	return nil
+}
+
+// resolveCollision keeps one of two SAs made by simultaneous rekeys of
+// old: ours (the exchange with nonces ni, nr) or the gateway's. The SA
+// created with the lowest of the four nonces is redundant and closed by
+// the end that created it; the creator of the survivor deletes old.
+func (s *Session) resolveCollision(old, ours *ChildSA, ni, nr []byte, peer *collision) {
+	low := lowestNonce(ni, nr, peer.ni, peer.nr)
+	oursRedundant := bytes.Equal(low, ni) || bytes.Equal(low, nr)
+	s.collisions++
+	s.log.Debug("simultaneous child SA rekey", "ours_redundant", oursRedundant)
+	if !oursRedundant {
+		// Ours survives; the gateway closes its SA, we delete old.
+		s.extra = append(s.extra, peer.child)
+		s.installChild(old, ours, true)
+		s.deleteChild(old)
+		return
+	}
+	// The gateway's survives: it deletes old; we close ours.
+	if s.hooks.ChildAdded != nil {
+		s.hooks.ChildAdded(ours)
+	}
+	s.extra = append(s.extra, ours)
+	s.adoptPeerRekey(old, peer)
+	s.deleteChild(ours)
+}
+
+// adoptPeerRekey makes the gateway's rekeyed SA the one in use; we send on
+// it once the gateway has deleted old.
+func (s *Session) adoptPeerRekey(old *ChildSA, peer *collision) {
+	if s.child == old {
+		s.installChild(old, peer.child, false)
+		return
+	}
+	// old is already gone: the gateway's SA is in use everywhere.
+	s.child = peer.child
+	if s.hooks.ChildOutbound != nil {
+		s.hooks.ChildOutbound(peer.child)
+	}
+}
+
+// deleteChild asks the gateway to delete c and retires it once answered.
+func (s *Session) deleteChild(c *ChildSA) {
+	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational,
+		payloads:   []wire.Payload{&wire.Delete{Protocol: wire.ProtoESP, SPISize: 4, SPIs: [][]byte{spiBytes(c.SPIIn)}}},
+		onResponse: func([]wire.Payload) { s.forgetChild(c) }})
+}
+
+// forgetChild drops a replaced or redundant Child SA after its delete.
+func (s *Session) forgetChild(c *ChildSA) {
+	switch {
+	case s.oldChild == c:
+		s.oldChild = nil
+	default:
+		for i, x := range s.extra {
+			if x == c {
+				s.extra = append(s.extra[:i:i], s.extra[i+1:]...)
+			}
+		}
+	}
+	if s.hooks.ChildGone != nil {
+		s.hooks.ChildGone(c)
+	}
 }
 
 func childSharedSecret(ke ikecrypto.KeyExchange, suite Suite, peer *wire.KE) ([]byte, error) {
@@ -242,8 +331,8 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	if old == nil || old != s.child {
 		return []wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: rekey.SPI, NotifyType: wire.NotifyChildSANotFound}}, nil
 	}
-	if s.rekeys.child || s.rekeys.ike {
-		// Simultaneous rekey: ours goes on; the gateway retries later.
+	colliding := s.rekeys.child && s.rekeys.childOf == old && s.rekeys.peer == nil
+	if s.rekeys.ike || (s.rekeys.child && !colliding) {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 	}
 	spi, spiB, err := randomSPI32(s.rand)
@@ -286,6 +375,18 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
 	}
 	resp = append(resp, &wire.TS{Selectors: old.TSr}, &wire.TS{Responder: true, Selectors: old.TSi})
+	if colliding {
+		// Both ends rekey at once (RFC 7296 §2.8.1, §2.25.1): answer as
+		// usual, accept traffic on the new SA, and decide which survives
+		// by the nonces once our own rekey completes.
+		peer := &collision{child: c, ni: nonce.Data, nr: nr}
+		return resp, func() {
+			s.rekeys.peer = peer
+			if s.hooks.ChildAdded != nil {
+				s.hooks.ChildAdded(c)
+			}
+		}
+	}
 	return resp, func() { s.installChild(old, c, false) }
 }
 

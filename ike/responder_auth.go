@@ -316,6 +316,7 @@ func (r *Responder) newSession(ho *halfOpen, peer auth.Identity, remote netip.Ad
 			nextID: 0, peerNext: 2},
 		Established: now,
 		reqs:        make(chan *request),
+		cmds:        make(chan func()),
 		hints:       make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		lastIn:      now,

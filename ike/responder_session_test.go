@@ -322,3 +322,40 @@ func TestResponderRetransmittedRequests(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestSimultaneousChildRekey: both ends rekey the same Child SA at once
+// (RFC 7296 §2.8.1). Each answers the other as usual; the SA made with the
+// lowest nonce is closed by its creator, the old one by the survivor's,
+// and both ends end up sending on the same surviving pair.
+func TestSimultaneousChildRekey(t *testing.T) {
+	leakCheck(t)
+	collided := 0
+	for round := 0; round < 6; round++ {
+		c, s, _, _ := startedPair(t, Timers{}, Timers{}, nil)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); c.RekeyChild() }()
+		go func() { defer wg.Done(); s.RekeyChild() }()
+		wg.Wait()
+		var cc, sc [3]*ChildSA
+		var cExtra, sExtra int
+		gwWaitFor(t, "one surviving Child SA pair and nothing left over", func() bool {
+			c.do(func() { cc = [3]*ChildSA{c.child, c.oldChild, c.sendWait}; cExtra = len(c.extra) })
+			s.do(func() { sc = [3]*ChildSA{s.child, s.oldChild, s.sendWait}; sExtra = len(s.extra) })
+			return cc[0] != nil && sc[0] != nil && cc[0] != c.Child && sc[0] != s.Child && cc[1] == nil && sc[1] == nil && cc[2] == nil && sc[2] == nil &&
+				cExtra == 0 && sExtra == 0 && cc[0].SPIOut == sc[0].SPIIn && cc[0].SPIIn == sc[0].SPIOut
+		})
+		checkChildMirror(t, cc[0], sc[0])
+		c.do(func() { collided += c.collisions })
+		s.do(func() { collided += s.collisions })
+		if c.Err() != nil || s.Err() != nil {
+			t.Fatalf("sessions ended: %v %v", c.Err(), s.Err())
+		}
+		c.Close(context.Background())
+		<-s.Done()
+	}
+	if collided == 0 {
+		t.Error("the rekeys never crossed: the collision path went untested")
+	}
+	t.Logf("%d collisions resolved over 6 rounds", collided)
+}

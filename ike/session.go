@@ -53,6 +53,9 @@ type Hooks struct {
 	ChildRekeyed func(prev, next *ChildSA, sendNow bool)
 	// ChildOutbound: start sending on c.
 	ChildOutbound func(c *ChildSA)
+	// ChildAdded: accept inbound traffic on c too (a simultaneous rekey
+	// made it); sending stays as it is.
+	ChildAdded func(c *ChildSA)
 	// ChildGone: the SA pair was deleted and must no longer be used.
 	ChildGone func(c *ChildSA)
 	// IKERekeyed: the IKE SA now has new SPIs.
@@ -116,25 +119,28 @@ type Session struct {
 	Established time.Time
 
 	// Loop-owned state.
-	cur      *ikeState
-	old      *ikeState // an IKE SA replaced by a rekey, until it is deleted
-	child    *ChildSA  // the Child SA in use
-	oldChild *ChildSA  // replaced by a rekey, until its delete completes
-	sendWait *ChildSA  // rekeyed by the gateway, not yet sent on
-	frags    *reassembler
-	queue    []*request
-	out      *pending
-	timers   Timers
-	hooks    Hooks
-	lastIn   time.Time // last sign of life from the peer
-	trafIn   uint64
-	trafOut  uint64
-	outSince time.Time // when outbound traffic started going unanswered
-	ikeRekey time.Time
-	chRekey  time.Time
-	rekeys   rekeyState
+	cur        *ikeState
+	old        *ikeState  // an IKE SA replaced by a rekey, until it is deleted
+	child      *ChildSA   // the Child SA in use
+	oldChild   *ChildSA   // replaced by a rekey, until its delete completes
+	sendWait   *ChildSA   // rekeyed by the gateway, not yet sent on
+	extra      []*ChildSA // redundant SAs of a simultaneous rekey, until deleted
+	collisions int        // simultaneous Child SA rekeys resolved
+	frags      *reassembler
+	queue      []*request
+	out        *pending
+	timers     Timers
+	hooks      Hooks
+	lastIn     time.Time // last sign of life from the peer
+	trafIn     uint64
+	trafOut    uint64
+	outSince   time.Time // when outbound traffic started going unanswered
+	ikeRekey   time.Time
+	chRekey    time.Time
+	rekeys     rekeyState
 
 	reqs      chan *request
+	cmds      chan func()
 	hints     chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -190,6 +196,7 @@ func newSession(st *initState) *Session {
 		cur: &ikeState{spii: st.spii, spir: st.spir, initiator: true, keys: st.keys, suite: st.suite,
 			nextID: 2, peerNext: 0},
 		reqs:     make(chan *request),
+		cmds:     make(chan func()),
 		hints:    make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		lastIn:   now,
@@ -275,6 +282,26 @@ func (s *Session) Hint() {
 	}
 }
 
+// do runs f on the session's goroutine and waits for it; false if the
+// session has ended.
+func (s *Session) do(f func()) bool {
+	done := make(chan struct{})
+	select {
+	case s.cmds <- func() { f(); close(done) }:
+		<-done
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// RekeyChild starts a rekey of the Child SA now, as if its lifetime had
+// run out.
+func (s *Session) RekeyChild() { s.do(s.startChildRekey) }
+
+// RekeyIKE starts a rekey of the IKE SA now.
+func (s *Session) RekeyIKE() { s.do(s.startIKERekey) }
+
 // Close deletes the IKE SA at the gateway (waiting for its answer until ctx
 // ends) and stops the session.
 func (s *Session) Close(ctx context.Context) error {
@@ -349,6 +376,8 @@ func (s *Session) loop() {
 			return
 		case r := <-s.reqs:
 			s.queue = append(s.queue, r)
+		case f := <-s.cmds:
+			f()
 		case <-retx.C:
 			if p := s.out; p != nil {
 				if p.tries >= p.req.rt.Tries {
@@ -545,7 +574,7 @@ func (s *Session) childByOutSPI(spi []byte) *ChildSA {
 		return nil
 	}
 	v := uint32(spi[0])<<24 | uint32(spi[1])<<16 | uint32(spi[2])<<8 | uint32(spi[3])
-	for _, c := range []*ChildSA{s.child, s.oldChild} {
+	for _, c := range append([]*ChildSA{s.child, s.oldChild}, s.extra...) {
 		if c != nil && c.SPIOut == v {
 			return c
 		}
@@ -556,8 +585,25 @@ func (s *Session) childByOutSPI(spi []byte) *ChildSA {
 // childDeleted handles a Child SA the gateway deleted. Losing the one in
 // use ends the session: a VPN without a Child SA carries nothing.
 func (s *Session) childDeleted(c *ChildSA) {
+	if p := s.rekeys.peer; p != nil && c == s.child && c == s.rekeys.childOf {
+		// The gateway resolved a simultaneous rekey before our response
+		// arrived: its SA replaces the deleted one now.
+		s.rekeys.peer = nil
+		s.adoptPeerRekey(nil, p)
+		s.rekeys.peer = p // still compared when our response comes
+		if s.hooks.ChildGone != nil {
+			s.hooks.ChildGone(c)
+		}
+		return
+	}
 	if s.hooks.ChildGone != nil {
 		s.hooks.ChildGone(c)
+	}
+	for i, x := range s.extra {
+		if x == c {
+			s.extra = append(s.extra[:i:i], s.extra[i+1:]...)
+			return
+		}
 	}
 	switch c {
 	case s.oldChild:

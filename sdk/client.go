@@ -233,9 +233,18 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 			}
 			c.emit(Event{Type: EventRekeyed, Gateway: gw, Reason: "child", ESPSuite: next.Suite.String()})
 		},
-		ChildOutbound: func(*ike.ChildSA) {
+		ChildOutbound: func(next *ike.ChildSA) {
 			if tn != nil && tn.engine != nil {
-				tn.engine.Commit()
+				if err := tn.engine.SendOn(next, s.Remote(), c.espLimits()); err != nil {
+					c.log.Warn("sending on rekeyed child SA", "err", err)
+				}
+			}
+		},
+		ChildAdded: func(extra *ike.ChildSA) {
+			if tn != nil && tn.engine != nil {
+				if err := tn.engine.AddInbound(extra, s.Remote(), c.espLimits()); err != nil {
+					c.log.Warn("adding child SA", "err", err)
+				}
 			}
 		},
 		ChildGone: func(old *ike.ChildSA) {
