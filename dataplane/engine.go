@@ -91,7 +91,12 @@ type Engine struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	// kick, when armed, is called once on the next outbound packet.
+	kick atomic.Pointer[func()]
 }
+
+// Arm makes the engine call f once, on the next packet it sends.
+func (e *Engine) Arm(f func()) { e.kick.Store(&f) }
 
 // New builds an engine over dev that sends through send.
 func New(dev tun.Device, send Sender, log *slog.Logger) *Engine {
@@ -307,6 +312,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			out = append(out, sealed)
 		}
 		if len(out) > 0 {
+			if e.kick.Load() != nil {
+				if k := e.kick.Swap(nil); k != nil {
+					(*k)()
+				}
+			}
 			if err := e.send.SendESPBatch(out, st.peer, scratch); err != nil {
 				e.c.sendErrors.Add(1)
 				e.log.Debug("sending ESP", "err", err)

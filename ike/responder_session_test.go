@@ -359,3 +359,39 @@ func TestSimultaneousChildRekey(t *testing.T) {
 	}
 	t.Logf("%d collisions resolved over 6 rounds", collided)
 }
+
+// TestIdleSessionSleeps: a quiet tunnel does not poll its traffic
+// counters; the first outbound packet (a Nudge) wakes the watch again.
+func TestIdleSessionSleeps(t *testing.T) {
+	leakCheck(t)
+	g := startGateway(t, nil)
+	cc := gwClientConfig(t, "aes256gcm16-prfsha256-x25519", "aes256gcm16")
+	c, _ := gwConnect(t, g, cc)
+	var mu sync.Mutex
+	polls, arms := 0, 0
+	var out uint64
+	c.Start(Hooks{
+		Traffic: func() (uint64, uint64) {
+			mu.Lock()
+			defer mu.Unlock()
+			polls++
+			return 0, out
+		},
+		ArmTraffic: func() { mu.Lock(); arms++; mu.Unlock() },
+	}, Timers{Liveness: time.Hour, FastLiveness: 100 * time.Millisecond})
+	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return polls, arms }
+	time.Sleep(time.Second)
+	if p, a := count(); p > 1 || a != 1 {
+		t.Fatalf("idle for 1 s: %d polls, %d arms; want at most 1 poll and the initial arm", p, a)
+	}
+	// Traffic starts: the data plane nudges, polling resumes.
+	mu.Lock()
+	out = 5
+	mu.Unlock()
+	c.Nudge()
+	time.Sleep(500 * time.Millisecond)
+	if p, _ := count(); p < 3 {
+		t.Fatalf("after a nudge: %d polls, want the counters watched", p)
+	}
+	c.Close(context.Background())
+}

@@ -64,6 +64,12 @@ type Hooks struct {
 	// ESP proves the peer alive and outbound without answer triggers a
 	// fast liveness check.
 	Traffic func() (in, out uint64)
+	// ArmTraffic is called when the tunnel goes quiet: the data plane
+	// calls Session.Nudge on its next outbound packet. Until then the
+	// session sleeps until its next liveness or rekey deadline instead of
+	// polling the counters (battery). Without it the counters are polled
+	// twice per FastLiveness.
+	ArmTraffic func()
 }
 
 // Timers tune an established session. Zero fields keep their defaults.
@@ -141,6 +147,8 @@ type Session struct {
 
 	reqs      chan *request
 	cmds      chan func()
+	nudges    chan struct{}
+	active    bool // outbound traffic seen at the last poll
 	hints     chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -197,6 +205,7 @@ func newSession(st *initState) *Session {
 			nextID: 2, peerNext: 0},
 		reqs:     make(chan *request),
 		cmds:     make(chan func()),
+		nudges:   make(chan struct{}, 1),
 		hints:    make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		lastIn:   now,
@@ -249,6 +258,9 @@ func (s *Session) Start(h Hooks, t Timers) {
 	now := time.Now()
 	s.ikeRekey = rekeyTime(now, s.timers.IKELifetime, s.rand)
 	s.chRekey = rekeyTime(now, s.timers.ChildLifetime, s.rand)
+	if h.ArmTraffic != nil {
+		h.ArmTraffic()
+	}
 	s.mu.Lock()
 	s.started = true
 	s.mu.Unlock()
@@ -292,6 +304,15 @@ func (s *Session) do(f func()) bool {
 		return true
 	case <-s.done:
 		return false
+	}
+}
+
+// Nudge tells a quiet session that outbound traffic started again, so it
+// watches for answers (see Hooks.ArmTraffic). It never blocks.
+func (s *Session) Nudge() {
+	select {
+	case s.nudges <- struct{}{}:
+	default:
 	}
 }
 
@@ -378,6 +399,8 @@ func (s *Session) loop() {
 			s.queue = append(s.queue, r)
 		case f := <-s.cmds:
 			f()
+		case <-s.nudges:
+			s.active = true
 		case <-retx.C:
 			if p := s.out; p != nil {
 				if p.tries >= p.req.rt.Tries {
@@ -633,7 +656,18 @@ func (s *Session) periodic(now time.Time) {
 			// Outbound without inbound since the last tick.
 			s.outSince = now
 		}
+		quiet := in == s.trafIn && out == s.trafOut
 		s.trafIn, s.trafOut = in, out
+		if quiet && s.outSince.IsZero() && s.hooks.ArmTraffic != nil {
+			s.active = false
+			s.hooks.ArmTraffic()
+			// A packet sent between the poll and arming nudged nobody.
+			if _, o := s.hooks.Traffic(); o != out {
+				s.active = true
+			}
+		} else {
+			s.active = true
+		}
 	}
 	switch {
 	case !s.outSince.IsZero() && now.Sub(s.outSince) >= s.timers.FastLiveness && now.Sub(s.lastIn) >= s.timers.FastLiveness:
@@ -656,7 +690,7 @@ func (s *Session) periodic(now time.Time) {
 // the next liveness or rekey deadline, so an idle tunnel sleeps.
 func (s *Session) nextTick(now time.Time) time.Duration {
 	next := s.lastIn.Add(s.timers.Liveness)
-	if s.hooks.Traffic != nil {
+	if s.hooks.Traffic != nil && (s.active || s.hooks.ArmTraffic == nil) {
 		next = minTime(next, now.Add(s.timers.FastLiveness/2))
 	}
 	for _, t := range []time.Time{s.ikeRekey, s.chRekey} {

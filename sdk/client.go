@@ -258,6 +258,7 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 			st := tn.engine.Stats()
 			return st.PacketsIn, st.PacketsOut
 		}
+		h.ArmTraffic = func() { tn.engine.Arm(s.Nudge) }
 	}
 	s.Start(h, ike.Timers{
 		Liveness:      r.Timers.Liveness,
