@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun/netstack"
@@ -100,6 +101,9 @@ func (c *Client) startTunnel(s *ike.Session) (*tunnel, error) {
 			Exclude:   r.Exclude,
 			Gateway:   s.Remote().Addr(),
 		}, c.log)
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("%w (a kernel TUN needs root or CAP_NET_ADMIN; the netstack data plane does not)", err)
+		}
 		if err != nil {
 			return nil, err
 		}
