@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"time"
 
 	"crypto/rand"
@@ -18,8 +20,11 @@ import (
 type rekeyState struct {
 	child bool // a Child SA rekey of ours is queued or in flight
 	ike   bool // an IKE SA rekey of ours is queued or in flight
-	// childOf is the Child SA our rekey replaces.
-	childOf *ChildSA
+	// childOf is the Child SA our rekey replaces; childReq its request.
+	childOf  *ChildSA
+	childReq *request
+	// childFails counts our failed Child SA rekeys in a row.
+	childFails int
 	// peer is the gateway's rekey of the same Child SA, answered while
 	// ours was in flight (RFC 7296 §2.8.1): the SA it made and its nonces.
 	peer *collision
@@ -43,9 +48,19 @@ func lowestNonce(ns ...[]byte) []byte {
 	return low
 }
 
-// rekeyRetry is how long to wait before trying a rekey again that the
-// gateway refused for now (TEMPORARY_FAILURE, a collision).
-const rekeyRetry = 2 * time.Second
+// rekeyRetryBase is how long to wait, plus up to as much again at random,
+// before trying a rekey again that the gateway refused for now
+// (TEMPORARY_FAILURE, a collision): the jitter keeps two ends that refuse
+// each other from retrying in step.
+const rekeyRetryBase = 2 * time.Second
+
+// maxRekeyFails is how many Child SA rekeys in a row may fail before the
+// session gives up and reconnects.
+const maxRekeyFails = 5
+
+func (s *Session) rekeyRetry() time.Duration {
+	return rekeyRetryBase + time.Duration(mrand.Int64N(int64(rekeyRetryBase)))
+}
 
 // rekeyTime is when to rekey an SA established at now: lifetime minus up
 // to 10 % jitter, so both ends rarely start at once (RFC 7296 §2.8.1).
@@ -134,7 +149,7 @@ func (s *Session) startChildRekey() {
 	old := s.child
 	if old == nil || s.rekeys.child || s.rekeys.ike {
 		if old != nil {
-			s.chRekey = time.Now().Add(rekeyRetry)
+			s.chRekey = time.Now().Add(s.rekeyRetry())
 		}
 		return
 	}
@@ -162,22 +177,34 @@ func (s *Session) startChildRekey() {
 		ps = append(ps, &wire.KE{Group: ke.Group(), Data: ke.PublicKey()})
 	}
 	ps = append(ps, &wire.TS{Selectors: old.TSi}, &wire.TS{Responder: true, Selectors: old.TSr})
-	s.rekeys.child, s.rekeys.childOf = true, old
-	s.queue = append(s.queue, &request{exch: wire.ExchangeCreateChildSA, payloads: ps,
-		onResponse: func(resp []wire.Payload) {
-			peer := s.rekeys.peer
-			s.rekeys.child, s.rekeys.childOf, s.rekeys.peer = false, nil, nil
-			err := s.childRekeyed(old, resp, offered, spi, ni, ke, peer)
-			if err != nil && peer != nil {
-				// Ours failed; the gateway's rekey stands alone.
-				s.adoptPeerRekey(old, peer)
-				return
-			}
-			if err != nil {
-				s.log.Info("child SA rekey failed, retrying", "err", err)
-				s.chRekey = time.Now().Add(rekeyRetry)
-			}
-		}})
+	req := &request{exch: wire.ExchangeCreateChildSA, payloads: ps}
+	req.onResponse = func(resp []wire.Payload) {
+		peer := s.rekeys.peer
+		s.rekeys.child, s.rekeys.childOf, s.rekeys.childReq, s.rekeys.peer = false, nil, nil, nil
+		err := s.childRekeyed(old, resp, offered, spi, ni, ke, peer)
+		if err != nil && peer != nil {
+			// Ours failed; the gateway's rekey stands alone.
+			s.adoptPeerRekey(old, peer)
+			return
+		}
+		if err == nil {
+			s.rekeys.childFails = 0
+			return
+		}
+		s.rekeys.childFails++
+		var ne *NotifyError
+		if (errors.As(err, &ne) && ne.Type == wire.NotifyChildSANotFound) || s.rekeys.childFails >= maxRekeyFails {
+			// The gateway lost the Child SA, or will not rekey it: the
+			// tunnel would silently stop at its hard lifetime, so end the
+			// session and let the client reconnect.
+			s.finish(fmt.Errorf("child SA rekey failed: %w", err))
+			return
+		}
+		s.log.Info("child SA rekey failed, retrying", "err", err)
+		s.chRekey = time.Now().Add(s.rekeyRetry())
+	}
+	s.rekeys.child, s.rekeys.childOf, s.rekeys.childReq = true, old, req
+	s.queue = append(s.queue, req)
 }
 
 // childRekeyed completes our Child SA rekey from the gateway's response.
@@ -257,6 +284,7 @@ func (s *Session) adoptPeerRekey(old *ChildSA, peer *collision) {
 	}
 	// old is already gone: the gateway's SA is in use everywhere.
 	s.child = peer.child
+	s.chRekey = rekeyTime(time.Now(), s.timers.ChildLifetime, s.rand)
 	if s.hooks.ChildOutbound != nil {
 		s.hooks.ChildOutbound(peer.child)
 	}
@@ -331,6 +359,17 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	if old == nil || old != s.child {
 		return []wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: rekey.SPI, NotifyType: wire.NotifyChildSANotFound}}, nil
 	}
+	if s.rekeys.child && s.rekeys.childOf == old && (s.out == nil || s.out.req != s.rekeys.childReq) {
+		// Our rekey of the same SA is only queued: the gateway's makes it
+		// unnecessary.
+		for i, r := range s.queue {
+			if r == s.rekeys.childReq {
+				s.queue = append(s.queue[:i:i], s.queue[i+1:]...)
+				break
+			}
+		}
+		s.rekeys.child, s.rekeys.childOf, s.rekeys.childReq = false, nil, nil
+	}
 	colliding := s.rekeys.child && s.rekeys.childOf == old && s.rekeys.peer == nil
 	if s.rekeys.ike || (s.rekeys.child && !colliding) {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
@@ -393,7 +432,7 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 // startIKERekey queues a CREATE_CHILD_SA that rekeys the IKE SA (§2.18).
 func (s *Session) startIKERekey() {
 	if s.rekeys.ike || s.rekeys.child || s.old != nil {
-		s.ikeRekey = time.Now().Add(rekeyRetry)
+		s.ikeRekey = time.Now().Add(s.rekeyRetry())
 		return
 	}
 	s.rekeys.ike = true
@@ -428,7 +467,7 @@ func (s *Session) queueIKERekey(group uint16) {
 			s.rekeys.ike = false
 			if err := s.ikeRekeyed(prev, ps, offered, spi, ni, ke); err != nil {
 				s.log.Info("IKE SA rekey failed, retrying", "err", err)
-				s.ikeRekey = time.Now().Add(rekeyRetry)
+				s.ikeRekey = time.Now().Add(s.rekeyRetry())
 			}
 		}})
 }
@@ -459,7 +498,7 @@ func (s *Session) ikeRekeyed(prev *ikeState, ps []wire.Payload, offered []wire.P
 	}
 	s.switchIKE(prev, next)
 	// We started it, so we delete the old IKE SA.
-	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, st: prev,
+	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, st: prev, quiet: true,
 		payloads:   []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}},
 		rt:         Retransmit{Timeout: s.cfg.Retransmit.Timeout, Base: 2, Tries: 3},
 		onResponse: func([]wire.Payload) { s.dropOld(prev) }})
@@ -529,6 +568,7 @@ func (s *Session) newIKEState(prev *ikeState, suite Suite, gir, ni, nr []byte, s
 func (s *Session) switchIKE(prev, next *ikeState) {
 	s.t.registerCh(next.ourSPI(), s.ch)
 	s.old, s.cur = prev, next
+	s.frags = newReassembler(0, 0) // message IDs start again at 0
 	s.ikeRekey = rekeyTime(time.Now(), s.timers.IKELifetime, s.rand)
 	s.mu.Lock()
 	s.spis = [2]uint64{next.spii, next.spir}
@@ -540,6 +580,15 @@ func (s *Session) switchIKE(prev, next *ikeState) {
 
 // dropOld forgets an IKE SA replaced by a rekey.
 func (s *Session) dropOld(st *ikeState) {
+	if p := s.out; p != nil && p.st == st {
+		// The gateway moved to the new SA and deleted this one: stop
+		// retransmitting on it (RFC 7296 §2.25.2). A liveness check is
+		// answered by the rekey itself; anything else is not needed now.
+		s.out = nil
+		if p.req.result != nil {
+			p.req.result <- nil
+		}
+	}
 	if s.old == st {
 		s.old = nil
 		if st.ourSPI() != s.cur.ourSPI() {

@@ -172,6 +172,8 @@ type request struct {
 	result  chan error
 	deletes bool // deletes the IKE SA
 	st      *ikeState
+	// quiet: no answer is not fatal (deleting a replaced SA).
+	quiet bool
 }
 
 // pending is our one outstanding request (window size 1).
@@ -330,6 +332,13 @@ func (s *Session) Close(ctx context.Context) error {
 	started := s.started
 	s.mu.Unlock()
 	if !started {
+		// No loop to wait for an answer: tell the gateway once, so it
+		// frees the SA and its address lease.
+		st := s.cur
+		if raw, err := st.keys.seal(st.header(wire.ExchangeInformational, st.nextID, false),
+			[]wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, s.rand); err == nil {
+			_ = s.t.Send(raw, s.remote, s.encap)
+		}
 		s.finish(ErrClosed)
 		return nil
 	}
@@ -345,6 +354,8 @@ func (s *Session) Close(ctx context.Context) error {
 			err = ctx.Err()
 		case <-s.done:
 		}
+	case <-ctx.Done():
+		err = ctx.Err()
 	case <-s.done:
 	}
 	s.finish(ErrClosed)
@@ -409,6 +420,12 @@ func (s *Session) loop() {
 						p.req.result <- p.req.failErr
 					}
 					s.log.Info("request unanswered", "exchange", p.req.exch, "tries", p.tries)
+					if p.req.quiet {
+						if p.st == s.old {
+							s.dropOld(p.st)
+						}
+						continue
+					}
 					s.finish(p.req.failErr)
 					continue
 				}
@@ -423,6 +440,11 @@ func (s *Session) loop() {
 			s.periodic(time.Now())
 		case d := <-s.ch:
 			s.inbound(d, retx)
+		}
+		select {
+		case <-s.done:
+			continue // ended: the next pass returns
+		default:
 		}
 		if s.out == nil && len(s.queue) > 0 {
 			s.sendNext(retx)

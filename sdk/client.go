@@ -23,8 +23,8 @@ import (
 type Options struct {
 	// Logger receives diagnostics. Secrets are never logged. Nil: discard.
 	Logger *slog.Logger
-	// OnEvent receives every event in order, from one goroutine. It must
-	// not block for long.
+	// OnEvent receives every event in order, from one goroutine of the
+	// client's own. It may call Close.
 	OnEvent func(Event)
 	// LocalAddr is the UDP address to send IKE and ESP from (default ":0").
 	LocalAddr string
@@ -43,6 +43,10 @@ type Client struct {
 	opts    Options
 	log     *slog.Logger
 	ikeCfg  *ike.Config
+
+	events  *eventQueue
+	closing chan struct{}
+	closed  sync.Once
 
 	mu      sync.Mutex
 	t       *ike.Transport
@@ -67,16 +71,15 @@ func NewClient(p *Profile, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{profile: p, opts: opts, log: log, ikeCfg: cfg}, nil
+	return &Client{profile: p, opts: opts, log: log, ikeCfg: cfg,
+		events: newEventQueue(opts.OnEvent), closing: make(chan struct{})}, nil
 }
 
 func (c *Client) emit(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if c.opts.OnEvent != nil {
-		c.opts.OnEvent(e)
-	}
+	c.events.push(e)
 }
 
 // ikeConfig turns a validated profile into the IKE engine's configuration.
@@ -142,6 +145,11 @@ func ikeConfig(p *Profile, log *slog.Logger) (*ike.Config, error) {
 // Connect establishes the tunnel with the first gateway of the profile that
 // answers, trying each address of each gateway in order.
 func (c *Client) Connect(ctx context.Context) error {
+	select {
+	case <-c.closing:
+		return ErrClosed
+	default:
+	}
 	c.mu.Lock()
 	if c.t == nil {
 		laddr := c.opts.LocalAddr
@@ -306,16 +314,19 @@ func (c *Client) Wait(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return c.Close()
+		case <-c.closing:
+			return nil
 		case <-s.Done():
 		}
 		err := s.Err()
 		if errors.Is(err, ike.ErrClosed) {
 			return nil
 		}
+		gw := c.gatewayNow()
 		if errors.Is(err, ike.ErrLivenessFailed) {
-			c.emit(Event{Type: EventLivenessFailed, Gateway: c.gateway, Reason: err.Error()})
+			c.emit(Event{Type: EventLivenessFailed, Gateway: gw, Reason: err.Error()})
 		}
-		c.emit(Event{Type: EventDisconnected, Gateway: c.gateway, Reason: err.Error()})
+		c.emit(Event{Type: EventDisconnected, Gateway: gw, Reason: err.Error()})
 		c.mu.Lock()
 		tn := c.tn
 		c.mu.Unlock()
@@ -339,26 +350,34 @@ func (c *Client) reconnect(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return err
 		}
 		wait := pause/2 + time.Duration(mrand.Int64N(int64(pause)))
 		c.log.Info("reconnect failed, waiting", "err", err, "wait", wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-c.closing:
+			return ErrClosed
 		case <-time.After(wait):
 		}
 		pause = min(2*pause, 30*time.Second)
 	}
 }
 
+// ErrClosed is returned by Connect after Close.
+var ErrClosed = errors.New("sdk: client closed")
+
 // Close deletes the IKE SA at the gateway (waiting up to 3 s for its
-// answer) and releases the socket.
+// answer), removes the TUN and releases the socket. It also stops Wait
+// from reconnecting; the client cannot be used again.
 func (c *Client) Close() error {
+	c.closed.Do(func() { close(c.closing) })
 	c.mu.Lock()
 	s := c.session
 	c.session = nil
+	gw := c.gateway
 	c.mu.Unlock()
 	var err error
 	if s != nil {
@@ -368,10 +387,18 @@ func (c *Client) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		err = s.Close(ctx)
 		cancel()
-		c.emit(Event{Type: EventDisconnected, Gateway: c.gateway, Reason: "closed by user"})
+		c.emit(Event{Type: EventDisconnected, Gateway: gw, Reason: "closed by user"})
 	}
+	c.stopTunnel()
 	c.closeTransport()
+	c.events.stop()
 	return err
+}
+
+func (c *Client) gatewayNow() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gateway
 }
 
 func (c *Client) stopTunnel() {
@@ -382,7 +409,7 @@ func (c *Client) stopTunnel() {
 	if tn != nil {
 		st := tn.engine.Stats()
 		tn.close()
-		c.emit(statsEvent(st, c.gateway))
+		c.emit(statsEvent(st, c.gatewayNow()))
 	}
 }
 

@@ -184,7 +184,9 @@ func (tn *tunnel) close() {
 	} else if tn.dev != nil && tn.net != nil {
 		tn.dev.Close()
 	}
-	if tn.cancel != nil {
+	// The reader ends once its device is closed; an app's own device
+	// (DataPlaneDevice) is the app's to close, so do not wait for it.
+	if tn.cancel != nil && (tn.kernel != nil || tn.net != nil) {
 		select {
 		case <-tn.done:
 		case <-time.After(2 * time.Second):

@@ -77,7 +77,13 @@ func (f forward) serve(ctx context.Context, c *sdk.Client, conn net.Conn, log *s
 	defer up.Close()
 	done := make(chan struct{}, 2)
 	go func() { io.Copy(up, conn); up.CloseWrite(); done <- struct{}{} }()
-	go func() { io.Copy(conn, up); done <- struct{}{} }()
+	go func() {
+		io.Copy(conn, up)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.CloseWrite() // the far end finished: pass the EOF on
+		}
+		done <- struct{}{}
+	}()
 	<-done
 	<-done
 }

@@ -143,7 +143,9 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	defer c.Close() // also delivers the last events before we exit
 	if err := c.Wait(ctx); err != nil && ctx.Err() == nil {
+		c.Close()
 		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
 		return 1
 	}
