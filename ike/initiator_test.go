@@ -96,15 +96,8 @@ func testConfig(t *testing.T, proposals ...string) *Config {
 		TSi:        []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")},
 		TSr:        []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 	}
-	for _, s := range proposals {
-		p, err := ikecrypto.ParseProposal(s, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.IKEProposals = append(cfg.IKEProposals, p)
-	}
-	esp, _ := ikecrypto.ParseProposal("aes256gcm16", true)
-	cfg.ESPProposals = []ikecrypto.Proposal{esp}
+	cfg.IKEProposals = gwProposals(t, false, proposals...)
+	cfg.ESPProposals = gwProposals(t, true, "aes256gcm16")
 	return cfg
 }
 

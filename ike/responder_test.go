@@ -57,16 +57,6 @@ func gwProposals(t *testing.T, esp bool, ss ...string) []ikecrypto.Proposal {
 	return out
 }
 
-func gwListen(t *testing.T) *Transport {
-	t.Helper()
-	tr, err := Listen("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
-}
-
 func gwAddr(tr *Transport) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), tr.LocalPort())
 }
@@ -85,7 +75,7 @@ type testGateway struct {
 
 func startGateway(t *testing.T, mutate func(*ResponderConfig)) *testGateway {
 	t.Helper()
-	tr := gwListen(t)
+	tr := listen(t)
 	cfg := &ResponderConfig{
 		LocalID: gwLocalID,
 		PSK: func(id auth.Identity) []byte {
@@ -153,7 +143,7 @@ func gwConnect(t *testing.T, g *testGateway, cfg *Config) (client, server *Sessi
 // gwDial runs Initiate from a new transport towards to.
 func gwDial(t *testing.T, to netip.AddrPort, cfg *Config) (*Session, error) {
 	t.Helper()
-	ctr := gwListen(t)
+	ctr := listen(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := Initiate(ctx, cfg, ctr, to)
@@ -598,7 +588,7 @@ func TestResponderAuthFailures(t *testing.T) {
 }
 
 func TestNewResponderChecksConfig(t *testing.T) {
-	tr := gwListen(t)
+	tr := listen(t)
 	ok := func() *ResponderConfig {
 		return &ResponderConfig{LocalID: gwLocalID, PSK: func(auth.Identity) []byte { return nil },
 			IKEProposals: gwProposals(t, false, "aes256gcm16-prfsha256-x25519"), ESPProposals: gwProposals(t, true, "aes256gcm16")}

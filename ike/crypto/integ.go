@@ -52,9 +52,15 @@ func (i *Integrity) Sum(key, data []byte) []byte {
 
 // sum is the truncated MAC of the concatenation of parts.
 func (i *Integrity) sum(key []byte, parts ...[]byte) []byte {
-	m := hmac.New(i.hash, key)
+	return hmacSum(i.hash, key, nil, parts...)[:i.icvLen]
+}
+
+// hmacSum appends HMAC(key, parts[0] | parts[1] | ...) to dst without
+// building the concatenation.
+func hmacSum(h func() hash.Hash, key, dst []byte, parts ...[]byte) []byte {
+	m := hmac.New(h, key)
 	for _, b := range parts {
 		m.Write(b)
 	}
-	return m.Sum(nil)[:i.icvLen]
+	return m.Sum(dst)
 }

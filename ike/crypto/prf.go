@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -55,11 +54,7 @@ func (p *PRF) Sum(key, data []byte) []byte {
 // sum is prf(key, parts[0] | parts[1] | ...), without building the
 // concatenation.
 func (p *PRF) sum(key []byte, parts ...[]byte) []byte {
-	m := hmac.New(p.hash, key)
-	for _, b := range parts {
-		m.Write(b)
-	}
-	return m.Sum(make([]byte, 0, p.size))
+	return hmacSum(p.hash, key, make([]byte, 0, p.size), parts...)
 }
 
 // Plus returns the first n bytes of prf+(key, seed) (RFC 7296 §2.13):
