@@ -18,7 +18,7 @@ import (
 	"github.com/qcdvpn/qcdvpn/ike/wire"
 )
 
-// maxCookieRetries bounds how often a responder may ask for a cookie or
+// maxInitRetries bounds how often a responder may ask for a cookie or
 // another key exchange group before we give up.
 const maxInitRetries = 4
 

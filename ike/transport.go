@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -308,14 +307,4 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 		t.log.Debug("ike inbound queue full, dropped", "from", from)
 	}
 	return nil, false
-}
-
-// recv waits for the next datagram for an SA.
-func recv(ctx context.Context, ch <-chan Datagram) (Datagram, error) {
-	select {
-	case d := <-ch:
-		return d, nil
-	case <-ctx.Done():
-		return Datagram{}, ctx.Err()
-	}
 }
