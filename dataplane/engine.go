@@ -142,54 +142,66 @@ const (
 func (e *Engine) install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits, mode installMode) error {
 	suite := esp.Suite{Encr: c.Suite.Encr, KeyBits: c.Suite.KeyBits, Integ: c.Suite.Integ, ESN: c.Suite.ESN}
 	now := time.Now()
-	old := e.cur.Load()
-	if old == nil && mode != modeBoth {
-		return errors.New("dataplane: no current SA to keep sending on")
-	}
-	n := &sas{local: ike.Prefixes(c.TSi), remote: ike.Prefixes(c.TSr), peer: net.UDPAddrFromAddrPort(peer)}
-	if old != nil {
-		n.out, n.next = old.out, old.next
-		n.ins = append(n.ins, old.ins...)
-	}
+	var newOut *esp.Outbound
 	if mode != modeInbound {
-		out, err := esp.NewOutbound(c.SPIOut, suite, c.EncrOut, c.IntegOut, lim, now)
-		if err != nil {
+		var err error
+		if newOut, err = esp.NewOutbound(c.SPIOut, suite, c.EncrOut, c.IntegOut, lim, now); err != nil {
 			return fmt.Errorf("dataplane: outbound SA: %w", err)
 		}
-		if out.Headroom() > readOffset {
-			return fmt.Errorf("dataplane: ESP header of %d bytes does not fit the read offset", out.Headroom())
-		}
-		// An SA already in use or prepared keeps its sequence numbers.
-		if n.next != nil && n.next.SPI() == c.SPIOut {
-			out = n.next
-		} else if n.out != nil && n.out.SPI() == c.SPIOut {
-			out = n.out
-		}
-		if mode == modePrepare {
-			n.next = out
-		} else {
-			n.out, n.next = out, nil
+		if newOut.Headroom() > readOffset {
+			return fmt.Errorf("dataplane: ESP header of %d bytes does not fit the read offset", newOut.Headroom())
 		}
 	}
+	var newIn *esp.Inbound
 	if mode != modeOutbound {
-		// An SA already accepted keeps its replay window.
-		have := false
-		for _, in := range n.ins {
-			have = have || in.SPI() == c.SPIIn
-		}
-		if !have {
-			in, err := esp.NewInbound(c.SPIIn, suite, c.EncrIn, c.IntegIn, lim, now)
-			if err != nil {
-				return fmt.Errorf("dataplane: inbound SA: %w", err)
-			}
-			n.ins = append([]*esp.Inbound{in}, n.ins...)
-			if len(n.ins) > maxInbound {
-				n.ins = n.ins[:maxInbound]
-			}
+		var err error
+		if newIn, err = esp.NewInbound(c.SPIIn, suite, c.EncrIn, c.IntegIn, lim, now); err != nil {
+			return fmt.Errorf("dataplane: inbound SA: %w", err)
 		}
 	}
-	e.cur.Store(n)
-	return nil
+	// Compare-and-swap, so Commit, Retire or Remove running at the same
+	// time are not undone.
+	for {
+		old := e.cur.Load()
+		if old == nil && mode != modeBoth {
+			return errors.New("dataplane: no current SA to keep sending on")
+		}
+		n := &sas{local: ike.Prefixes(c.TSi), remote: ike.Prefixes(c.TSr), peer: net.UDPAddrFromAddrPort(peer)}
+		if old != nil {
+			n.out, n.next = old.out, old.next
+			n.ins = append(n.ins, old.ins...)
+		}
+		if newOut != nil {
+			// An SA already in use or prepared keeps its sequence numbers.
+			out := newOut
+			if n.next != nil && n.next.SPI() == c.SPIOut {
+				out = n.next
+			} else if n.out != nil && n.out.SPI() == c.SPIOut {
+				out = n.out
+			}
+			if mode == modePrepare {
+				n.next = out
+			} else {
+				n.out, n.next = out, nil
+			}
+		}
+		if newIn != nil {
+			// An SA already accepted keeps its replay window.
+			have := false
+			for _, in := range n.ins {
+				have = have || in.SPI() == c.SPIIn
+			}
+			if !have {
+				n.ins = append([]*esp.Inbound{newIn}, n.ins...)
+				if len(n.ins) > maxInbound {
+					n.ins = n.ins[:maxInbound]
+				}
+			}
+		}
+		if e.cur.CompareAndSwap(old, n) {
+			return nil
+		}
+	}
 }
 
 // Commit starts sending on the SA that Prepare installed.

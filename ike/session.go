@@ -379,8 +379,13 @@ func (s *Session) finish(err error) {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.err = err
+		started := s.started
 		s.mu.Unlock()
-		s.t.unregister(s.SPIi)
+		if !started {
+			// A running loop unregisters its SAs itself when it ends;
+			// before it starts only the first SA exists.
+			s.t.unregister(s.cur.ourSPI())
+		}
 		close(s.done)
 	})
 }
