@@ -11,6 +11,7 @@ require (
 
 require (
 	github.com/google/btree v1.1.2 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/time v0.7.0 // indirect
 	golang.zx2c4.com/wintun v0.0.0-20230126152724-0fa3db229ce2 // indirect
 	gvisor.dev/gvisor v0.0.0-20250503011706-39ed1f5ac29c // indirect

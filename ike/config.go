@@ -36,6 +36,10 @@ type Config struct {
 
 	// TSi and TSr are the traffic selectors proposed for the first Child SA.
 	TSi, TSr []netip.Prefix
+	// RequestTicket asks for an RFC 5723 resumption ticket in IKE_AUTH
+	// (N(TICKET_REQUEST)) and when the IKE SA is rekeyed.
+	RequestTicket bool
+
 	// RequestIPv4/RequestIPv6 ask the gateway for a virtual address.
 	RequestIPv4, RequestIPv6 bool
 

@@ -54,6 +54,10 @@ type initState struct {
 	// Child SA negotiation.
 	childSPI   uint32
 	offeredESP []wire.Proposal
+
+	// resume is the ticket's state when IKE_SESSION_RESUME replaced
+	// IKE_SA_INIT (RFC 5723).
+	resume *ResumeState
 }
 
 // Initiate runs IKE_SA_INIT and IKE_AUTH with the gateway at remote over t
@@ -323,9 +327,12 @@ func (st *initState) authRequest() ([][]byte, error) {
 	octets := auth.SignedOctets(st.keys.prf.Sum, st.initReq, st.nr, st.keys.keys.SKpi, idi.Body())
 	var ap *wire.Auth
 	ps := []wire.Payload{idi}
-	if len(cfg.PSK) > 0 {
+	switch {
+	case st.resume != nil:
+		ap = &wire.Auth{Method: auth.MethodPSK, Data: resumeAuth(st.keys, st.keys.keys.SKpi, octets)}
+	case len(cfg.PSK) > 0:
 		ap = &wire.Auth{Method: auth.MethodPSK, Data: auth.PSKAuth(st.keys.prf.Sum, cfg.PSK, octets)}
-	} else {
+	default:
 		for _, der := range cfg.CertChain {
 			ps = append(ps, &wire.Cert{Encoding: wire.CertX509Signature, Data: der})
 		}
@@ -336,13 +343,16 @@ func (st *initState) authRequest() ([][]byte, error) {
 		ap = &wire.Auth{Method: method, Data: data}
 	}
 	ps = append(ps, &wire.Notify{NotifyType: wire.NotifyInitialContact})
-	if len(cfg.CAs) > 0 {
+	if len(cfg.CAs) > 0 && st.resume == nil {
 		ps = append(ps, &wire.CertReq{Encoding: wire.CertX509Signature, Data: caHashes(cfg.CAs)})
 	}
 	if len(cfg.RemoteID.Data) > 0 && !cfg.OmitIDr {
 		ps = append(ps, identityPayload(cfg.RemoteID, true))
 	}
 	ps = append(ps, ap)
+	if cfg.RequestTicket {
+		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyTicketRequest})
+	}
 	var attrs []wire.CPAttribute
 	if cfg.RequestIPv4 {
 		attrs = append(attrs, wire.CPAttribute{Type: wire.CPInternalIP4Address}, wire.CPAttribute{Type: wire.CPInternalIP4DNS})
@@ -437,14 +447,22 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 		return nil, fmt.Errorf("%w: gateway says it is %s, want %s", ErrIdentityMismatch, got, cfg.RemoteID)
 	}
 	octets := auth.SignedOctets(st.keys.prf.Sum, st.initResp, st.ni, st.keys.keys.SKpr, idr.Body())
-	if ap.Method == auth.MethodPSK {
+	switch {
+	case st.resume != nil:
+		if !got.Equal(st.resume.IDr) {
+			return nil, fmt.Errorf("%w: gateway says it is %s, the ticket names %s", ErrIdentityMismatch, got, st.resume.IDr)
+		}
+		if !bytesEqual(resumeAuth(st.keys, st.keys.keys.SKpr, octets), ap.Data) {
+			return nil, fmt.Errorf("%w: gateway's resumption AUTH does not match", ErrAuthenticationFailed)
+		}
+	case ap.Method == auth.MethodPSK:
 		if len(cfg.PSK) == 0 {
 			return nil, fmt.Errorf("%w: gateway used a pre-shared key, but the profile expects a certificate", ErrAuthenticationFailed)
 		}
 		if !auth.VerifyPSK(st.keys.prf.Sum, cfg.PSK, octets, ap.Data) {
 			return nil, fmt.Errorf("%w: gateway's AUTH payload does not match the pre-shared key", ErrAuthenticationFailed)
 		}
-	} else {
+	default:
 		if len(cfg.CAs) == 0 {
 			return nil, fmt.Errorf("%w: gateway authenticated with a certificate, but the profile has no CA", ErrAuthenticationFailed)
 		}
@@ -475,6 +493,16 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 
 	s := newSession(st)
 	s.PeerID = got
+	s.initiatorRole = true
+	s.resumed = st.resume != nil
+	switch {
+	case st.resume != nil:
+		s.authMethod = st.resume.AuthMethod
+	case len(cfg.PSK) > 0:
+		s.authMethod = auth.MethodPSK
+	default:
+		s.authMethod = auth.MethodDigitalSignature
+	}
 	for _, p := range ps {
 		switch p := p.(type) {
 		case *wire.CP:

@@ -349,7 +349,7 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
 	}
 	if sa.Proposals[0].Protocol == wire.ProtoIKE {
-		return s.ikeRekeyRequest(sa, nonce, wire.Find[*wire.KE](ps))
+		return s.ikeRekeyRequest(sa, nonce, wire.Find[*wire.KE](ps), ps)
 	}
 	rekey := wire.FindNotify(ps, wire.NotifyRekeySA)
 	if rekey == nil {
@@ -455,8 +455,13 @@ func (s *Session) queueIKERekey(group uint16) {
 	}
 	offered := wireProposals(s.cfg.IKEProposals, wire.ProtoIKE, spiB[:])
 	prev := s.cur
+	ps := []wire.Payload{&wire.SA{Proposals: offered}, &wire.Nonce{Data: ni}, &wire.KE{Group: group, Data: ke.PublicKey()}}
+	if s.cfg.RequestTicket && s.initiatorRole {
+		// RFC 5723 §4.1: a ticket for the new IKE SA.
+		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyTicketRequest})
+	}
 	s.queue = append(s.queue, &request{exch: wire.ExchangeCreateChildSA,
-		payloads: []wire.Payload{&wire.SA{Proposals: offered}, &wire.Nonce{Data: ni}, &wire.KE{Group: group, Data: ke.PublicKey()}},
+		payloads: ps,
 		onResponse: func(ps []wire.Payload) {
 			if n := wire.FindNotify(ps, wire.NotifyInvalidKEPayload); n != nil && len(n.Data) == 2 {
 				if g := binary.BigEndian.Uint16(n.Data); g != group && offersGroup(s.cfg.IKEProposals, g) {
@@ -497,6 +502,12 @@ func (s *Session) ikeRekeyed(prev *ikeState, ps []wire.Payload, offered []wire.P
 		return err
 	}
 	s.switchIKE(prev, next)
+	s.reportNotifies(next, ps)
+	if s.hooks.Announce != nil {
+		if ns := s.hooks.Announce(next.spii, next.spir); len(ns) > 0 {
+			s.queueNotifies(ns)
+		}
+	}
 	// We started it, so we delete the old IKE SA.
 	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, st: prev, quiet: true,
 		payloads:   []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}},
@@ -506,7 +517,7 @@ func (s *Session) ikeRekeyed(prev *ikeState, ps []wire.Payload, offered []wire.P
 }
 
 // ikeRekeyRequest answers the gateway's IKE SA rekey.
-func (s *Session) ikeRekeyRequest(sa *wire.SA, nonce *wire.Nonce, peerKE *wire.KE) ([]wire.Payload, func()) {
+func (s *Session) ikeRekeyRequest(sa *wire.SA, nonce *wire.Nonce, peerKE *wire.KE, req []wire.Payload) ([]wire.Payload, func()) {
 	if s.rekeys.ike || s.rekeys.child || s.old != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 	}
@@ -548,7 +559,15 @@ func (s *Session) ikeRekeyRequest(sa *wire.SA, nonce *wire.Nonce, peerKE *wire.K
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
 	}
 	resp := []wire.Payload{&wire.SA{Proposals: []wire.Proposal{chosen}}, &wire.Nonce{Data: nr}, &wire.KE{Group: suite.DH, Data: ke.PublicKey()}}
-	return resp, func() { s.switchIKE(prev, next) }
+	// The new SA's token (RFC 6290 §4.3) and ticket (RFC 5723 §4.1).
+	resp = append(resp, s.respondNotifies(next, req)...)
+	return resp, func() {
+		s.switchIKE(prev, next)
+		if s.cfg.RequestTicket && s.initiatorRole {
+			// The gateway rekeyed: ask for a ticket of the new SA (§4.1).
+			s.queueNotifies([]*wire.Notify{{NotifyType: wire.NotifyTicketRequest}})
+		}
+	}
 }
 
 // newIKEState derives the keys of a rekeyed IKE SA: SKEYSEED =

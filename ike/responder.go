@@ -74,6 +74,12 @@ type ResponderConfig struct {
 	// d.Data is its own.
 	UnknownSA func(d Datagram)
 
+	// Tickets opens RFC 5723 tickets presented in IKE_SESSION_RESUME; nil
+	// answers every ticket with TICKET_NACK.
+	Tickets TicketAuthority
+	// OnTicketNack is told why a ticket was refused (events, tests).
+	OnTicketNack func(from netip.AddrPort, why string)
+
 	// Workers is the number of goroutines running handshakes (default
 	// GOMAXPROCS, at most 8).
 	Workers int
@@ -147,6 +153,8 @@ type ResponderStats struct {
 	InvalidKE   uint64 // IKE_SA_INIT requests answered with INVALID_KE_PAYLOAD
 	NoProposal  uint64 // IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN
 	ChildFailed uint64 // authenticated, but no Child SA could be made
+	Resumed     uint64 // sessions established by IKE_SESSION_RESUME
+	TicketNack  uint64 // tickets refused
 }
 
 // Responder is the gateway side of the engine: it answers IKE_SA_INIT and
@@ -302,9 +310,13 @@ func (r *Responder) handle(d Datagram) {
 	if err != nil {
 		return
 	}
-	if h.Exchange == wire.ExchangeIKESAInit && h.SPIr == 0 {
+	if (h.Exchange == wire.ExchangeIKESAInit || h.Exchange == wire.ExchangeIKESessionResume) && h.SPIr == 0 {
 		if !h.IsResponse() && h.IsInitiator() && h.MessageID == 0 {
-			r.saInit(d, h)
+			if h.Exchange == wire.ExchangeIKESAInit {
+				r.saInit(d, h)
+			} else {
+				r.resumeInit(d, h)
+			}
 		}
 		return
 	}

@@ -62,6 +62,9 @@ func (r *Responder) authRequest(ho *halfOpen, d Datagram, h wire.Header) {
 	switch {
 	case s != nil:
 		r.stats.Established++
+		if s.resumed {
+			r.stats.Resumed++
+		}
 		k := peerKey(s.PeerID)
 		r.peers[k] = append(liveSessions(r.peers[k]), s)
 	case res.authFailed:
@@ -107,29 +110,19 @@ func (r *Responder) authenticate(ho *halfOpen, d Datagram, ps []wire.Payload) au
 			return r.refuse(d, peer, fmt.Sprintf("the initiator wants to talk to %s", want))
 		}
 	}
-	octets := auth.SignedOctets(ho.keys.prf.Sum, ho.initReq, ho.nr, ho.keys.keys.SKpi, idi.Body())
-	var psk []byte
-	if ap.Method == auth.MethodPSK {
-		if r.cfg.PSK != nil {
-			psk = r.cfg.PSK(peer)
+	var out []wire.Payload
+	method := ap.Method
+	if ho.resumed != nil {
+		var why string
+		if out, peer, why = r.authenticateResumed(ho, d, idi, ap); why != "" {
+			return r.refuse(d, peer, why)
 		}
-		if len(psk) == 0 {
-			return r.refuse(d, peer, "no pre-shared key for this peer")
-		}
-		if !auth.VerifyPSK(ho.keys.prf.Sum, psk, octets, ap.Data) {
-			return r.refuse(d, peer, "AUTH does not match the pre-shared key")
-		}
+		method = ho.resumed.state.AuthMethod
 	} else {
-		if r.cfg.Signer == nil {
-			return r.refuse(d, peer, "certificate authentication is not configured")
+		var fail authResult
+		if out, fail = r.authenticateFull(ho, d, ps, idi, peer, ap); out == nil {
+			return fail
 		}
-		if err := r.verifyCert(ps, peer, ap, octets); err != nil {
-			return r.refuse(d, peer, err.Error())
-		}
-	}
-	out, err := r.ourAuth(ho, psk)
-	if err != nil {
-		return r.refuse(d, peer, "signing our AUTH: "+err.Error())
 	}
 	if wire.FindNotify(ps, wire.NotifyInitialContact) != nil {
 		r.replacePeer(peer)
@@ -144,13 +137,46 @@ func (r *Responder) authenticate(ho *halfOpen, d Datagram, ps []wire.Payload) au
 	s.Child = fc.child
 	s.VirtualIPs = fc.vips
 	s.AuthNotifies = wire.FindAll[*wire.Notify](ps)
-	out = append(out, fc.payloads...)
+	s.authMethod = method
+	s.resumed = ho.resumed != nil
 	if r.cfg.AuthResponseNotifies != nil {
+		// RFC 6290 §4.1: after AUTH, before CP and the Child SA.
 		for _, n := range r.cfg.AuthResponseNotifies(s) {
 			out = append(out, n)
 		}
 	}
+	out = append(out, fc.payloads...)
 	return authResult{payloads: out, session: s, leases: fc.leases}
+}
+
+// authenticateFull verifies a PSK or certificate AUTH and returns our
+// IDr, CERT and AUTH, or nil and the refusal.
+func (r *Responder) authenticateFull(ho *halfOpen, d Datagram, ps []wire.Payload, idi *wire.ID, peer auth.Identity, ap *wire.Auth) ([]wire.Payload, authResult) {
+	octets := auth.SignedOctets(ho.keys.prf.Sum, ho.initReq, ho.nr, ho.keys.keys.SKpi, idi.Body())
+	var psk []byte
+	if ap.Method == auth.MethodPSK {
+		if r.cfg.PSK != nil {
+			psk = r.cfg.PSK(peer)
+		}
+		if len(psk) == 0 {
+			return nil, r.refuse(d, peer, "no pre-shared key for this peer")
+		}
+		if !auth.VerifyPSK(ho.keys.prf.Sum, psk, octets, ap.Data) {
+			return nil, r.refuse(d, peer, "AUTH does not match the pre-shared key")
+		}
+	} else {
+		if r.cfg.Signer == nil {
+			return nil, r.refuse(d, peer, "certificate authentication is not configured")
+		}
+		if err := r.verifyCert(ps, peer, ap, octets); err != nil {
+			return nil, r.refuse(d, peer, err.Error())
+		}
+	}
+	out, err := r.ourAuth(ho, psk)
+	if err != nil {
+		return nil, r.refuse(d, peer, "signing our AUTH: "+err.Error())
+	}
+	return out, authResult{}
 }
 
 // refuse answers N(AUTHENTICATION_FAILED); why is only logged.

@@ -40,6 +40,8 @@ type halfOpen struct {
 
 	counted bool // in stats.HalfOpen; guarded by Responder.mu
 
+	resumed *resumeTicket // from IKE_SESSION_RESUME, else nil
+
 	mu                sync.Mutex // serialises IKE_AUTH handling
 	authReq, authResp []byte
 }

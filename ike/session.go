@@ -70,6 +70,84 @@ type Hooks struct {
 	// polling the counters (battery). Without it the counters are polled
 	// twice per FastLiveness.
 	ArmTraffic func()
+
+	// Unprotected receives a message naming this IKE SA that carries no
+	// SK payload (RFC 6290 §4.5: INVALID_IKE_SPI with QCD tokens). A
+	// non-nil error ends the session silently, sending no Delete.
+	Unprotected func(raw []byte, from netip.AddrPort) error
+	// Notifies receives the status notifies (QCD_TOKEN, TICKET_*) of a
+	// protected message of the IKE SA spii/spir: an IKE rekey response,
+	// an INFORMATIONAL either way. rs describes that SA for a ticket.
+	Notifies func(spii, spir uint64, ns []*wire.Notify, rs *ResumeState)
+	// Respond adds notifies to our response to an INFORMATIONAL or an IKE
+	// rekey request of the peer (the gateway's QCD_TOKEN and tickets);
+	// spii/spir name the SA the response is for (the new one of a
+	// rekey) and req holds the request's notifies.
+	Respond func(spii, spir uint64, req []*wire.Notify, rs *ResumeState) []*wire.Notify
+	// Announce returns notifies to send in an INFORMATIONAL right after an
+	// IKE rekey we started (RFC 6290 §4.3: the initiator's new token).
+	Announce func(spii, spir uint64) []*wire.Notify
+}
+
+// statusNotify reports whether upper layers care about n.
+func statusNotify(n wire.NotifyType) bool {
+	switch n {
+	case wire.NotifyQCDToken, wire.NotifyTicketLTOpaque, wire.NotifyTicketAck, wire.NotifyTicketNack, wire.NotifyTicketRequest:
+		return true
+	}
+	return false
+}
+
+// reportNotifies hands the status notifies of ps, received under st, to
+// the Notifies hook.
+func (s *Session) reportNotifies(st *ikeState, ps []wire.Payload) {
+	if s.hooks.Notifies == nil {
+		return
+	}
+	var ns []*wire.Notify
+	for _, p := range ps {
+		if n, ok := p.(*wire.Notify); ok && statusNotify(n.NotifyType) {
+			ns = append(ns, n)
+		}
+	}
+	if len(ns) > 0 {
+		s.hooks.Notifies(st.spii, st.spir, ns, s.resumeState(st))
+	}
+}
+
+// respondNotifies asks the Respond hook for additions to a response.
+func (s *Session) respondNotifies(st *ikeState, req []wire.Payload) []wire.Payload {
+	if s.hooks.Respond == nil {
+		return nil
+	}
+	var ns []*wire.Notify
+	for _, p := range req {
+		if n, ok := p.(*wire.Notify); ok && statusNotify(n.NotifyType) {
+			ns = append(ns, n)
+		}
+	}
+	var out []wire.Payload
+	for _, n := range s.hooks.Respond(st.spii, st.spir, ns, s.resumeState(st)) {
+		out = append(out, n)
+	}
+	return out
+}
+
+// SendNotifies sends ns in an INFORMATIONAL request (e.g. a gratuitous
+// QCD_TOKEN, RFC 6290 §4.4, or a TICKET_REQUEST); the answer's status
+// notifies reach the Notifies hook. False if the session has ended.
+func (s *Session) SendNotifies(ns []*wire.Notify) bool {
+	return s.do(func() { s.queueNotifies(ns) })
+}
+
+func (s *Session) queueNotifies(ns []*wire.Notify) {
+	ps := make([]wire.Payload, 0, len(ns))
+	for _, n := range ns {
+		ps = append(ps, n)
+	}
+	st := s.cur
+	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, payloads: ps, st: st, quiet: true,
+		onResponse: func(resp []wire.Payload) { s.reportNotifies(st, resp) }})
 }
 
 // Timers tune an established session. Zero fields keep their defaults.
@@ -123,6 +201,10 @@ type Session struct {
 	Child *ChildSA
 	// Established is when IKE_AUTH completed.
 	Established time.Time
+
+	initiatorRole bool  // we initiated the IKE SA first (the client)
+	authMethod    uint8 // the initiator's AUTH method (for tickets)
+	resumed       bool  // made by IKE_SESSION_RESUME
 
 	// Loop-owned state.
 	cur        *ikeState
@@ -520,6 +602,13 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 		h, ps, err = st.keys.open(d.Data)
 		complete = true
 	}
+	if errors.Is(err, errNotEncrypted) && s.hooks.Unprotected != nil {
+		if qerr := s.hooks.Unprotected(d.Data, d.From); qerr != nil {
+			s.log.Info("IKE SA ended by an unprotected message", "from", d.From, "reason", qerr)
+			s.finish(qerr)
+		}
+		return
+	}
 	if err != nil || !complete {
 		// Unprotected, forged, or a fragment of more to come: never
 		// changes state (RFC 7296 §2.21).
@@ -592,7 +681,8 @@ func (s *Session) handleRequest(st *ikeState, h wire.Header, ps []wire.Payload) 
 
 // informational answers liveness checks, deletes and notifies.
 func (s *Session) informational(st *ikeState, ps []wire.Payload) ([]wire.Payload, func()) {
-	var resp []wire.Payload
+	s.reportNotifies(st, ps)
+	resp := s.respondNotifies(st, ps)
 	for _, p := range ps {
 		del, ok := p.(*wire.Delete)
 		if !ok {

@@ -63,6 +63,9 @@ type Transport struct {
 	unknown UnknownHandler
 
 	batch batchConn
+	// natt: every peer frames IKE behind the non-ESP marker (a socket
+	// that serves only NAT-T, as a gateway's port 4500 does).
+	natt bool
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -124,6 +127,16 @@ func (t *Transport) LocalPort() uint16 {
 func (t *Transport) SetESPHandler(h ESPHandler) {
 	t.mu.Lock()
 	t.esp = h
+	t.mu.Unlock()
+}
+
+// SetNATT makes the transport treat every datagram as RFC 3948 framed
+// (IKE behind the non-ESP marker, else ESP), whatever the peer's port: a
+// gateway's NAT-T socket needs this to tell a restarted client's ESP from
+// IKE before it has ever sent to that client.
+func (t *Transport) SetNATT(on bool) {
+	t.mu.Lock()
+	t.natt = on
 	t.mu.Unlock()
 }
 
@@ -270,8 +283,13 @@ func (t *Transport) readLoop() {
 // dispatch routes one datagram: IKE to its SA, ESP back to the caller.
 func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP bool) {
 	t.mu.Lock()
-	encap := t.encap[from] || from.Port() == NATTPort
+	encap := t.natt || t.encap[from] || from.Port() == NATTPort
 	t.mu.Unlock()
+	if !encap && len(b) >= 4+wire.HeaderLen && binary.BigEndian.Uint32(b) == 0 {
+		// Framed IKE from a source we never talked to (an HA peer
+		// answering for the gateway): a zero SPIi is no IKE message.
+		b, encap = b[4:], true
+	}
 	if encap {
 		switch {
 		case len(b) == 1 && b[0] == 0xff:
