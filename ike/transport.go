@@ -285,11 +285,6 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 	t.mu.Lock()
 	encap := t.natt || t.encap[from] || from.Port() == NATTPort
 	t.mu.Unlock()
-	if !encap && len(b) >= 4+wire.HeaderLen && binary.BigEndian.Uint32(b) == 0 {
-		// Framed IKE from a source we never talked to (an HA peer
-		// answering for the gateway): a zero SPIi is no IKE message.
-		b, encap = b[4:], true
-	}
 	if encap {
 		switch {
 		case len(b) == 1 && b[0] == 0xff:
@@ -298,6 +293,16 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 			b = b[4:]
 		default:
 			return b, len(b) >= 8
+		}
+	}
+	if !encap && len(b) >= 4+wire.HeaderLen && binary.BigEndian.Uint32(b) == 0 {
+		// Framed IKE from a source we never talked to (an HA peer
+		// answering for the gateway): the header's length field tells
+		// a marker from an SPI that starts with zeros.
+		if _, err := wire.ParseHeader(b); err != nil {
+			if _, err := wire.ParseHeader(b[4:]); err == nil {
+				b, encap = b[4:], true
+			}
 		}
 	}
 	if len(b) < wire.HeaderLen {
