@@ -42,6 +42,9 @@ type Config struct {
 
 	// RequestIPv4/RequestIPv6 ask the gateway for a virtual address.
 	RequestIPv4, RequestIPv6 bool
+	// PreviousIPs are asked for again in the CP request, so a reconnect
+	// or resumption keeps the tunnel's addresses (RFC 5723 Note 5).
+	PreviousIPs []netip.Addr
 
 	// ForceEncap fakes NAT detection so that ESP is always UDP-encapsulated
 	// (userspace clients cannot send raw ESP).

@@ -354,11 +354,19 @@ func (st *initState) authRequest() ([][]byte, error) {
 		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyTicketRequest})
 	}
 	var attrs []wire.CPAttribute
+	var want4, want6 []byte
+	for _, a := range cfg.PreviousIPs {
+		if a.Is4() {
+			want4 = a.AsSlice()
+		} else if a.Is6() {
+			want6 = append(a.AsSlice(), 128)
+		}
+	}
 	if cfg.RequestIPv4 {
-		attrs = append(attrs, wire.CPAttribute{Type: wire.CPInternalIP4Address}, wire.CPAttribute{Type: wire.CPInternalIP4DNS})
+		attrs = append(attrs, wire.CPAttribute{Type: wire.CPInternalIP4Address, Value: want4}, wire.CPAttribute{Type: wire.CPInternalIP4DNS})
 	}
 	if cfg.RequestIPv6 {
-		attrs = append(attrs, wire.CPAttribute{Type: wire.CPInternalIP6Address}, wire.CPAttribute{Type: wire.CPInternalIP6DNS})
+		attrs = append(attrs, wire.CPAttribute{Type: wire.CPInternalIP6Address, Value: want6}, wire.CPAttribute{Type: wire.CPInternalIP6DNS})
 	}
 	if len(attrs) > 0 {
 		ps = append(ps, &wire.CP{CfgType: wire.CfgRequest, Attributes: attrs})

@@ -560,7 +560,7 @@ func (s *Session) ikeRekeyRequest(sa *wire.SA, nonce *wire.Nonce, peerKE *wire.K
 	}
 	resp := []wire.Payload{&wire.SA{Proposals: []wire.Proposal{chosen}}, &wire.Nonce{Data: nr}, &wire.KE{Group: suite.DH, Data: ke.PublicKey()}}
 	// The new SA's token (RFC 6290 §4.3) and ticket (RFC 5723 §4.1).
-	resp = append(resp, s.respondNotifies(next, req)...)
+	resp = append(resp, s.respondNotifies(next, true, req)...)
 	return resp, func() {
 		s.switchIKE(prev, next)
 		if s.cfg.RequestTicket && s.initiatorRole {

@@ -82,8 +82,8 @@ type Hooks struct {
 	// Respond adds notifies to our response to an INFORMATIONAL or an IKE
 	// rekey request of the peer (the gateway's QCD_TOKEN and tickets);
 	// spii/spir name the SA the response is for (the new one of a
-	// rekey) and req holds the request's notifies.
-	Respond func(spii, spir uint64, req []*wire.Notify, rs *ResumeState) []*wire.Notify
+	// rekey, then rekey is true) and req holds the request's notifies.
+	Respond func(spii, spir uint64, rekey bool, req []*wire.Notify, rs *ResumeState) []*wire.Notify
 	// Announce returns notifies to send in an INFORMATIONAL right after an
 	// IKE rekey we started (RFC 6290 §4.3: the initiator's new token).
 	Announce func(spii, spir uint64) []*wire.Notify
@@ -116,7 +116,7 @@ func (s *Session) reportNotifies(st *ikeState, ps []wire.Payload) {
 }
 
 // respondNotifies asks the Respond hook for additions to a response.
-func (s *Session) respondNotifies(st *ikeState, req []wire.Payload) []wire.Payload {
+func (s *Session) respondNotifies(st *ikeState, rekey bool, req []wire.Payload) []wire.Payload {
 	if s.hooks.Respond == nil {
 		return nil
 	}
@@ -127,7 +127,10 @@ func (s *Session) respondNotifies(st *ikeState, req []wire.Payload) []wire.Paylo
 		}
 	}
 	var out []wire.Payload
-	for _, n := range s.hooks.Respond(st.spii, st.spir, ns, s.resumeState(st)) {
+	if len(ns) == 0 && !rekey {
+		return nil // a liveness check or delete: nothing to add
+	}
+	for _, n := range s.hooks.Respond(st.spii, st.spir, rekey, ns, s.resumeState(st)) {
 		out = append(out, n)
 	}
 	return out
@@ -682,7 +685,7 @@ func (s *Session) handleRequest(st *ikeState, h wire.Header, ps []wire.Payload) 
 // informational answers liveness checks, deletes and notifies.
 func (s *Session) informational(st *ikeState, ps []wire.Payload) ([]wire.Payload, func()) {
 	s.reportNotifies(st, ps)
-	resp := s.respondNotifies(st, ps)
+	resp := s.respondNotifies(st, false, ps)
 	for _, p := range ps {
 		del, ok := p.(*wire.Delete)
 		if !ok {
@@ -842,9 +845,10 @@ func (s *Session) livenessCheck(fast bool) {
 	}
 	rt := s.cfg.Retransmit
 	if fast {
-		// About 6 s with the 1 s default: quick, yet four lost round trips
-		// in a row are needed for a false alarm on a lossy path.
-		rt = Retransmit{Timeout: s.timers.FastLiveness, Base: 1.25, Tries: 4}
+		// 3 s with the 1 s default, so that with the detection delay a
+		// dead gateway is replaced within 5 s; four lost round trips in a
+		// row are still needed for a false alarm on a lossy path.
+		rt = Retransmit{Timeout: s.timers.FastLiveness * 3 / 4, Base: 1, Tries: 4}
 	}
 	s.log.Debug("liveness check", "fast", fast)
 	s.lastIn = time.Now() // one check per interval

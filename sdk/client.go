@@ -15,6 +15,9 @@ import (
 
 	"github.com/qcdvpn/qcdvpn/ike"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+	"github.com/qcdvpn/qcdvpn/ike/wire"
+	"github.com/qcdvpn/qcdvpn/qcd"
+	"github.com/qcdvpn/qcdvpn/resume"
 	"github.com/qcdvpn/qcdvpn/tun"
 )
 
@@ -35,6 +38,12 @@ type Options struct {
 	TUNName string
 	// Device is the app's TUN, used with DataPlaneDevice.
 	Device tun.Device
+	// StateDir overrides the profile's state_dir (tickets and QCD tokens).
+	StateDir string
+	// KeyProvider gives the key that seals the state at rest (mobile
+	// apps: one held by Keystore/Keychain). Nil: a 0600 key file in the
+	// state directory.
+	KeyProvider resume.KeyProvider
 }
 
 // Client is one VPN connection described by a Profile.
@@ -48,11 +57,17 @@ type Client struct {
 	closing chan struct{}
 	closed  sync.Once
 
+	rec *recovery
+
 	mu      sync.Mutex
 	t       *ike.Transport
 	session *ike.Session
 	gateway string
 	tn      *tunnel
+	// gwIndex is the candidate in use (see candidates), lastIPs the
+	// tunnel addresses asked for again on the next connect.
+	gwIndex int
+	lastIPs []netip.Addr
 }
 
 // NewClient checks the profile and prepares a client; nothing is sent yet.
@@ -71,8 +86,14 @@ func NewClient(p *Profile, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{profile: p, opts: opts, log: log, ikeCfg: cfg,
-		events: newEventQueue(opts.OnEvent), closing: make(chan struct{})}, nil
+	r, err := p.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{profile: p, opts: opts, log: log, ikeCfg: cfg,
+		events: newEventQueue(opts.OnEvent), closing: make(chan struct{})}
+	c.openRecovery(r)
+	return c, nil
 }
 
 func (c *Client) emit(e Event) {
@@ -95,6 +116,8 @@ func ikeConfig(p *Profile, log *slog.Logger) (*ike.Config, error) {
 		ForceEncap:  true,
 		RequestIPv4: true,
 		RequestIPv6: true,
+		// Ask for a ticket only where it can be used.
+		RequestTicket: p.ResumptionEnabled(),
 		Retransmit: ike.Retransmit{
 			Timeout: r.Timers.RetransmitTimeout,
 			Base:    r.Timers.RetransmitBase,
@@ -142,34 +165,20 @@ func ikeConfig(p *Profile, log *slog.Logger) (*ike.Config, error) {
 	return cfg, nil
 }
 
-// Connect establishes the tunnel with the first gateway of the profile that
-// answers, trying each address of each gateway in order.
-func (c *Client) Connect(ctx context.Context) error {
-	select {
-	case <-c.closing:
-		return ErrClosed
-	default:
-	}
-	c.mu.Lock()
-	if c.t == nil {
-		laddr := c.opts.LocalAddr
-		if laddr == "" {
-			laddr = ":0"
-		}
-		t, err := ike.Listen(laddr, c.log)
-		if err != nil {
-			c.mu.Unlock()
-			return fmt.Errorf("sdk: opening UDP socket: %w", err)
-		}
-		c.t = t
-	}
-	t := c.t
-	c.mu.Unlock()
+// candidate is one gateway address to try.
+type candidate struct {
+	host   string // as the profile names it
+	remote netip.AddrPort
+}
 
+// candidates lists every address of every gateway, primary first, in
+// the profile's order (all A/AAAA records of a name, each in turn).
+func (c *Client) candidates(ctx context.Context) ([]candidate, []error) {
 	gws, err := c.profile.GatewayEndpoints()
 	if err != nil {
-		return err
+		return nil, []error{err}
 	}
+	var out []candidate
 	var errs []error
 	for _, gw := range gws {
 		addrs, err := resolve(ctx, gw.Host)
@@ -178,15 +187,79 @@ func (c *Client) Connect(ctx context.Context) error {
 			continue
 		}
 		for _, a := range addrs {
-			remote := netip.AddrPortFrom(a, gw.Port)
-			err := c.connectTo(ctx, t, remote)
-			if err == nil {
-				return nil
-			}
-			errs = append(errs, fmt.Errorf("gateway %s: %w", remote, err))
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+			out = append(out, candidate{host: gw.Host, remote: netip.AddrPortFrom(a, gw.Port)})
+		}
+	}
+	return out, errs
+}
+
+func (c *Client) transport() (*ike.Transport, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.t == nil {
+		laddr := c.opts.LocalAddr
+		if laddr == "" {
+			laddr = ":0"
+		}
+		t, err := ike.Listen(laddr, c.log)
+		if err != nil {
+			return nil, fmt.Errorf("sdk: opening UDP socket: %w", err)
+		}
+		t.SetUnknownHandler(c.onUnknown)
+		c.t = t
+	}
+	return c.t, nil
+}
+
+// Connect establishes the tunnel with the first gateway of the profile that
+// answers, trying each address of each gateway in order.
+func (c *Client) Connect(ctx context.Context) error {
+	return c.connectRound(ctx, 0, "")
+}
+
+// connectRound tries every candidate once, starting at index first; why
+// is the failover reason ("" for the first connect).
+func (c *Client) connectRound(ctx context.Context, first int, why string) error {
+	select {
+	case <-c.closing:
+		return ErrClosed
+	default:
+	}
+	t, err := c.transport()
+	if err != nil {
+		return err
+	}
+	cands, errs := c.candidates(ctx)
+	if len(cands) == 0 {
+		if len(errs) == 1 {
+			return errs[0]
+		}
+		return errors.Join(errs...)
+	}
+	prev := c.gatewayNow()
+	for i := range cands {
+		idx := (first + i) % len(cands)
+		cand := cands[idx]
+		if why != "" && cand.remote.Addr().String() != prev {
+			c.emit(Event{Type: EventFailover, From: prev, To: cand.remote.Addr().String(), Gateway: cand.remote.Addr().String(), Reason: why})
+		}
+		// While other gateways remain, give up on a dead one sooner.
+		more := i < len(cands)-1
+		err := c.connectTo(ctx, t, cand.remote, more)
+		if err == nil {
+			c.mu.Lock()
+			c.gwIndex = idx
+			c.mu.Unlock()
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("gateway %s: %w", cand.remote, err))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-c.closing:
+			return ErrClosed
+		default:
 		}
 	}
 	if len(errs) == 1 {
@@ -195,16 +268,55 @@ func (c *Client) Connect(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// connectTo runs one attempt with one gateway address.
-func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.AddrPort) error {
+// attemptConfig is the IKE configuration of one attempt: the addresses
+// we had, and a shorter schedule when another gateway could be tried.
+func (c *Client) attemptConfig(short bool) *ike.Config {
+	cfg := *c.ikeCfg
+	c.mu.Lock()
+	cfg.PreviousIPs = c.lastIPs
+	c.mu.Unlock()
+	if short && cfg.Retransmit.Tries > 3 {
+		cfg.Retransmit.Tries = 3
+	}
+	return &cfg
+}
+
+// connectTo runs one attempt with one gateway address: resumption where
+// a ticket is held (one round trip, no Diffie-Hellman on the gateway),
+// else — or after TICKET_NACK or no answer — a full exchange.
+func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.AddrPort, short bool) error {
 	start := time.Now()
 	c.emit(Event{Type: EventConnecting, Gateway: remote.String()})
-	s, err := ike.Initiate(ctx, c.ikeCfg, t, remote)
+	var s *ike.Session
+	var err error
+	if rec, rs := c.takeTicket(); rec != nil {
+		rcfg := c.attemptConfig(true)
+		rcfg.Retransmit.Tries = min(rcfg.Retransmit.Tries, 3)
+		s, err = ike.Resume(ctx, rcfg, t, remote, rs, rec.Ticket)
+		switch {
+		case err == nil:
+			// Used: the ticket and its old SA's record are done with.
+			c.forgetRecord(rec.ID)
+		case errors.Is(err, ike.ErrTicketRejected):
+			c.log.Info("ticket refused, running a full exchange", "gateway", remote)
+			c.forgetRecord(rec.ID)
+		case ctx.Err() != nil:
+			c.putBack(rec)
+			return ctx.Err()
+		default:
+			c.log.Info("resumption failed, running a full exchange", "gateway", remote, "err", err)
+			c.putBack(rec)
+		}
+	}
+	if s == nil {
+		s, err = ike.Initiate(ctx, c.attemptConfig(short), t, remote)
+	}
 	if err != nil {
 		c.log.Info("connect failed", "gateway", remote, "err", err)
 		c.emit(Event{Type: EventConnectFailed, Gateway: remote.String(), Error: err.Error()})
 		return err
 	}
+	c.adopt(s, remote)
 	tn, err := c.startTunnel(s)
 	if err != nil {
 		closeCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -214,9 +326,17 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 	}
 	c.mu.Lock()
 	c.session, c.gateway, c.tn = s, remote.Addr().String(), tn
+	c.lastIPs = c.lastIPs[:0:0]
+	for _, v := range s.VirtualIPs {
+		c.lastIPs = append(c.lastIPs, v.Addr())
+	}
 	c.mu.Unlock()
 	c.startSession(s, tn)
-	c.emit(c.connectedEvent(s, remote, time.Since(start)))
+	ev := c.connectedEvent(s, remote, time.Since(start))
+	c.emit(ev)
+	if s.Resumed() {
+		c.emit(Event{Type: EventResumed, Gateway: ev.Gateway, IKESPIi: ev.IKESPIi, IKESPIr: ev.IKESPIr, Elapsed: ev.Elapsed})
+	}
 	return nil
 }
 
@@ -227,9 +347,11 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 	gw := s.Remote().Addr().String()
 	h := ike.Hooks{
 		IKERekeyed: func(spii, spir uint64) {
+			c.rekeyed(spii, spir)
 			c.emit(Event{Type: EventRekeyed, Gateway: gw, Reason: "ike", IKESPIi: fmt.Sprintf("%016x", spii), IKESPIr: fmt.Sprintf("%016x", spir)})
 		},
 		ChildRekeyed: func(prev, next *ike.ChildSA, sendNow bool) {
+			c.childChanged(next, nil)
 			if tn != nil && tn.engine != nil {
 				install := tn.engine.Install
 				if !sendNow {
@@ -249,6 +371,7 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 			}
 		},
 		ChildAdded: func(extra *ike.ChildSA) {
+			c.childChanged(extra, nil)
 			if tn != nil && tn.engine != nil {
 				if err := tn.engine.AddInbound(extra, s.Remote(), c.espLimits()); err != nil {
 					c.log.Warn("adding child SA", "err", err)
@@ -256,9 +379,14 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 			}
 		},
 		ChildGone: func(old *ike.ChildSA) {
+			c.childChanged(nil, old)
 			if tn != nil && tn.engine != nil {
 				tn.engine.Retire(old.SPIIn)
 			}
+		},
+		Unprotected: c.unprotected,
+		Notifies: func(spii, spir uint64, ns []*wire.Notify, rs *ike.ResumeState) {
+			c.takeNotifies(qcd.SAKey{SPIi: spii, SPIr: spir}, ns, rs)
 		},
 	}
 	if tn != nil && tn.engine != nil {
@@ -284,6 +412,7 @@ func (c *Client) connectedEvent(s *ike.Session, remote netip.AddrPort, took time
 		IKESPIr:  fmt.Sprintf("%016x", s.SPIr),
 		IKESuite: s.Suite.String(),
 		Elapsed:  took,
+		Resumed:  s.Resumed(),
 	}
 	if s.Child != nil {
 		e.ESPSuite = s.Child.Suite.String()
@@ -300,9 +429,12 @@ func (c *Client) connectedEvent(s *ike.Session, remote netip.AddrPort, took time
 }
 
 // Wait keeps the tunnel up until ctx is done, then closes it. When the
-// IKE SA ends (the gateway deleted it, stopped answering, …) it reconnects
-// at once, then with growing, jittered pauses while every attempt fails.
-// The TUN stays up meanwhile, so no packet leaves outside the tunnel.
+// IKE SA ends (a verified QCD token, failed liveness check, the gateway's
+// Delete, …) it fails over at once to the next gateway of the profile (or
+// the same one first after a crash, with failover.after_crash "same"),
+// resuming with a ticket where it holds one; only when every gateway has
+// failed once does it back off, with jitter. The TUN stays up meanwhile,
+// so no packet leaves outside the tunnel.
 func (c *Client) Wait(ctx context.Context) error {
 	for {
 		c.mu.Lock()
@@ -323,17 +455,30 @@ func (c *Client) Wait(ctx context.Context) error {
 			return nil
 		}
 		gw := c.gatewayNow()
-		if errors.Is(err, ike.ErrLivenessFailed) {
+		why := "gateway failed"
+		switch {
+		case errors.Is(err, ike.ErrLivenessFailed):
+			why = "liveness_failed"
 			c.emit(Event{Type: EventLivenessFailed, Gateway: gw, Reason: err.Error()})
+		case errors.Is(err, ErrQCDVerified):
+			why = "qcd_verified"
+		case errors.Is(err, ike.ErrPeerDeleted):
+			why = "gateway_deleted"
 		}
 		c.emit(Event{Type: EventDisconnected, Gateway: gw, Reason: err.Error()})
 		c.mu.Lock()
 		tn := c.tn
+		next := c.gwIndex + 1
 		c.mu.Unlock()
 		if tn != nil && tn.engine != nil {
+			// Nothing is sent until the next SA is in: no packet leaves
+			// outside the tunnel.
 			tn.engine.Remove()
 		}
-		if err := c.reconnect(ctx); err != nil {
+		if why == "qcd_verified" && c.resolved().FailoverSame {
+			next = c.gwIndex
+		}
+		if err := c.reconnect(ctx, next, why); err != nil {
 			c.stopTunnel()
 			c.closeTransport()
 			return err
@@ -341,12 +486,21 @@ func (c *Client) Wait(ctx context.Context) error {
 	}
 }
 
-// reconnect tries the gateways again: at once, then backing off with
-// jitter up to 30 s between rounds, until one answers or ctx ends.
-func (c *Client) reconnect(ctx context.Context) error {
+func (c *Client) resolved() *ResolvedProfile {
+	r, err := c.profile.Resolve()
+	if err != nil {
+		return &ResolvedProfile{}
+	}
+	return r
+}
+
+// reconnect fails over: every candidate once from first, at once; then
+// rounds from the primary with growing, jittered pauses (up to 30 s)
+// until one answers or ctx ends.
+func (c *Client) reconnect(ctx context.Context, first int, why string) error {
 	pause := time.Second
 	for {
-		err := c.Connect(ctx)
+		err := c.connectRound(ctx, first, why)
 		if err == nil {
 			return nil
 		}
@@ -354,7 +508,7 @@ func (c *Client) reconnect(ctx context.Context) error {
 			return err
 		}
 		wait := pause/2 + time.Duration(mrand.Int64N(int64(pause)))
-		c.log.Info("reconnect failed, waiting", "err", err, "wait", wait)
+		c.log.Info("every gateway failed, waiting", "err", err, "wait", wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -363,6 +517,7 @@ func (c *Client) reconnect(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 		pause = min(2*pause, 30*time.Second)
+		first = 0
 	}
 }
 
@@ -387,10 +542,14 @@ func (c *Client) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		err = s.Close(ctx)
 		cancel()
+		// The user ended the SA: its ticket and tokens go with it.
+		spii, spir := s.SPIs()
+		c.forgetRecord(saKeyID(qcd.SAKey{SPIi: spii, SPIr: spir}))
 		c.emit(Event{Type: EventDisconnected, Gateway: gw, Reason: "closed by user"})
 	}
 	c.stopTunnel()
 	c.closeTransport()
+	c.closeRecovery()
 	c.events.stop()
 	return err
 }

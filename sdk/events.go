@@ -51,6 +51,14 @@ type Event struct {
 	Elapsed time.Duration
 	// Stats are the data plane counters (stats).
 	Stats *Stats
+	// Source is where an unprotected QCD message came from (qcd_verified,
+	// qcd_rejected): any address, not only the gateway's.
+	Source string
+	// From and To are the gateways of a failover.
+	From, To string
+	// SinceInbound is how long the gateway had been silent when its QCD
+	// token was verified.
+	SinceInbound time.Duration
 }
 
 // Stats are the data plane counters of a tunnel: what went through, and
@@ -99,6 +107,12 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	put("esp_suite", e.ESPSuite)
 	put("reason", e.Reason)
 	put("error", e.Error)
+	put("source", e.Source)
+	put("from", e.From)
+	put("to", e.To)
+	if e.SinceInbound > 0 {
+		m["since_inbound_ms"] = float64(e.SinceInbound.Microseconds()) / 1000
+	}
 	if len(e.DNS) > 0 {
 		m["dns"] = e.DNS
 	}

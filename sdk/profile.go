@@ -102,6 +102,8 @@ type Profile struct {
 	QCD QCD `json:"qcd"`
 	// Resumption controls RFC 5723 session resumption.
 	Resumption Resumption `json:"resumption"`
+	// Failover chooses the next gateway after a failure.
+	Failover Failover `json:"failover,omitzero"`
 	// StateDir is where tickets and tokens are kept; empty lets the client
 	// choose its per-OS default.
 	StateDir string `json:"state_dir,omitempty"`
@@ -152,6 +154,18 @@ type DNS struct {
 type QCD struct {
 	// Enabled defaults to true.
 	Enabled *bool `json:"enabled,omitempty"`
+	// RatePerSource and RateGlobal bound token verifications per second,
+	// per source address and overall (RFC 6290 §8); 0 means the defaults
+	// (5 and 200).
+	RatePerSource float64 `json:"rate_per_source,omitempty"`
+	RateGlobal    float64 `json:"rate_global,omitempty"`
+}
+
+// Failover says where the client goes when its gateway fails.
+type Failover struct {
+	// AfterCrash is "next" (default: the next listed gateway after a
+	// verified QCD token) or "same" (try the restarted gateway first).
+	AfterCrash string `json:"after_crash,omitempty"`
 }
 
 // Resumption controls RFC 5723 session resumption.
@@ -257,6 +271,12 @@ type ResolvedProfile struct {
 	UseDNS       bool
 	QCD          bool
 	Resumption   bool
+	// QCDRatePerSource and QCDRateGlobal are verifications per second
+	// (0: the qcd package defaults).
+	QCDRatePerSource, QCDRateGlobal float64
+	// FailoverSame retries the crashed gateway first after a verified
+	// QCD token.
+	FailoverSame bool
 	StateDir     string
 	Timers       TimerValues
 	MTU          int
@@ -461,6 +481,22 @@ func (p *Profile) Resolve() (*ResolvedProfile, error) {
 	r.UseDNS = p.UseDNS()
 	r.QCD = p.QCDEnabled()
 	r.Resumption = p.ResumptionEnabled()
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"qcd.rate_per_source", p.QCD.RatePerSource}, {"qcd.rate_global", p.QCD.RateGlobal}} {
+		if f.v != 0 && (f.v < 0.1 || f.v > 1e6) {
+			return nil, fieldErr(f.name, "%g is out of range 0.1..1000000", f.v)
+		}
+	}
+	r.QCDRatePerSource, r.QCDRateGlobal = p.QCD.RatePerSource, p.QCD.RateGlobal
+	switch p.Failover.AfterCrash {
+	case "", "next":
+	case "same":
+		r.FailoverSame = true
+	default:
+		return nil, fieldErr("failover.after_crash", "%q is not one of next, same", p.Failover.AfterCrash)
+	}
 	return r, nil
 }
 

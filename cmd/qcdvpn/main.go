@@ -1,6 +1,8 @@
 // Command qcdvpn is the qcdvpn VPN client.
 //
 //	qcdvpn up -p PROFILE [--events json]   connect and stay up until SIGINT/SIGTERM
+//	qcdvpn gateway -c GATEWAY.json         run the test/demo gateway (QCD maker, tickets)
+//	qcdvpn demo                            crash a gateway on loopback and watch the recovery
 //	qcdvpn version                         print the version
 package main
 
@@ -32,6 +34,8 @@ const usage = `qcdvpn — IKEv2/IPsec VPN client
 
 Usage:
   qcdvpn up -p PROFILE [--events json] [--log-level LEVEL]
+  qcdvpn gateway -c GATEWAY.json [--events json]
+  qcdvpn demo
   qcdvpn version
   qcdvpn help
 
@@ -46,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "up":
 		return cmdUp(args[1:], stdout, stderr)
+	case "gateway":
+		return cmdGateway(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "qcdvpn %s\n", version)
 		return 0
