@@ -233,6 +233,7 @@ func (c *Client) takeNotifies(sa qcd.SAKey, ns []*wire.Notify, rs *ike.ResumeSta
 			// Wall clock: time the device spends asleep counts.
 			rec.Expiry = time.Now().Round(0).Add(life)
 			changed = true
+			c.renewTicket(sa, life)
 		case wire.NotifyTicketNack:
 			c.log.Info("gateway will not issue a ticket for this IKE SA")
 		case wire.NotifyTicketAck:
@@ -244,6 +245,23 @@ func (c *Client) takeNotifies(sa qcd.SAKey, ns []*wire.Notify, rs *ike.ResumeSta
 	if changed {
 		c.saveRecord(&cp)
 	}
+}
+
+// renewTicket asks for a fresh ticket, through an INFORMATIONAL, when
+// nine tenths of this one's lifetime have passed (RFC 5723 §4.1), so a
+// long-lived tunnel always holds a valid one.
+func (c *Client) renewTicket(sa qcd.SAKey, life time.Duration) {
+	time.AfterFunc(life*9/10, func() {
+		s := c.Session()
+		rc := c.rec
+		rc.mu.Lock()
+		cur := rc.cur
+		rc.mu.Unlock()
+		if s == nil || cur != sa {
+			return // that SA is gone or rekeyed (a rekey brings its own ticket)
+		}
+		s.SendNotifies([]*wire.Notify{{NotifyType: wire.NotifyTicketRequest}})
+	})
 }
 
 func (c *Client) saveRecord(rec *resume.Record) {
