@@ -106,6 +106,9 @@ type Gateway struct {
 	mu       sync.Mutex
 	sessions map[*ike.Session]struct{}
 	wg       sync.WaitGroup
+
+	crash     chan struct{} // closed by Crash
+	crashOnce sync.Once
 }
 
 // New opens the gateway's state, sockets and data plane; Run serves.
@@ -117,7 +120,8 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, log: log, onEvent: opts.OnEvent, sessions: map[*ike.Session]struct{}{}, timers: cfg.SessionTimers()}
+	g := &Gateway{cfg: cfg, log: log, onEvent: opts.OnEvent, sessions: map[*ike.Session]struct{}{}, timers: cfg.SessionTimers(),
+		crash: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -168,13 +172,22 @@ func (g *Gateway) openData() error {
 		if err != nil {
 			return err
 		}
-		var include []netip.Prefix
+		// The pools are routed into the TUN (so replies from hosts on
+		// this namespace reach the clients). The interface itself gets
+		// each pool's subnet address as a host address: the pool never
+		// leases it, and tun.Create needs an address of each family.
+		var include, addrs []netip.Prefix
 		for _, p := range []netip.Prefix{v4, v6} {
 			if p.IsValid() {
+				p = p.Masked()
 				include = append(include, p)
+				addrs = append(addrs, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
 			}
 		}
-		k, err := tun.Create(context.Background(), tun.Config{Name: g.cfg.TUNName(), Include: include}, g.log)
+		if len(include) == 0 {
+			return errors.New("gateway: data \"tun\" needs a pool to route into the TUN")
+		}
+		k, err := tun.Create(context.Background(), tun.Config{Name: g.cfg.TUNName(), Addresses: addrs, Include: include}, g.log)
 		if err != nil {
 			return fmt.Errorf("gateway: creating TUN %s: %w", g.cfg.TUNName(), err)
 		}
@@ -338,20 +351,49 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.wg.Add(1)
 		go g.collect(r)
 	}
+	if every := g.cfg.QCDRollover(); every > 0 {
+		g.wg.Add(1)
+		go g.rollover(rctx, every)
+	}
 	var err error
 	select {
 	case <-ctx.Done():
+	case <-g.crash:
 	case err = <-runDone:
 		if err != nil {
 			err = fmt.Errorf("gateway: data plane: %w", err)
 		}
 	}
-	g.stopSessions()
+	select {
+	case <-g.crash:
+		g.abandonSessions()
+	default:
+		g.stopSessions()
+	}
 	cancel()
 	g.close()
 	g.wg.Wait()
 	g.emit(Event{Type: "stopped"})
 	return err
+}
+
+// rollover replaces the QCD secret periodically, keeping 3 earlier
+// generations (RFC 6290 §5.1): tokens of older SAs still verify, since
+// unprotected replies carry one token per generation.
+func (g *Gateway) rollover(ctx context.Context, every time.Duration) {
+	defer g.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := g.secrets.Rollover(g.cfg.QCDSecretFile(), nil); err != nil {
+				g.log.Warn("QCD secret rollover failed; keeping the current one", "err", err)
+			}
+		}
+	}
 }
 
 // collect takes established sessions and follows them to their end.
@@ -386,6 +428,42 @@ func (g *Gateway) collect(r *ike.Responder) {
 		}()
 	}
 }
+
+// Crash is the crash drill for in-process tests (kill -9 is the one for
+// processes): it closes the sockets at once, so nothing more is sent or
+// received, and makes Run drop the sessions silently (no Delete) and
+// release the data plane, leaving children.db as it was. A gateway made
+// afterwards with the same config then starts as a restarted process
+// would. Crash returns once the sockets and children.db are closed.
+func (g *Gateway) Crash() {
+	g.crashOnce.Do(func() {
+		// children.db first: sessions ending from now on cannot drop their
+		// mappings, which the restarted gateway needs.
+		g.children.close()
+		for _, t := range g.transport {
+			t.Close()
+		}
+		close(g.crash)
+	})
+}
+
+// abandonSessions ends every session without a Delete (after Crash).
+func (g *Gateway) abandonSessions() {
+	for _, r := range g.resp {
+		r.Close()
+	}
+	g.mu.Lock()
+	ss := make([]*ike.Session, 0, len(g.sessions))
+	for s := range g.sessions {
+		ss = append(ss, s)
+	}
+	g.mu.Unlock()
+	for _, s := range ss {
+		s.Abandon(errCrashed)
+	}
+}
+
+var errCrashed = errors.New("gateway crashed (drill)")
 
 // stopSessions deletes every IKE SA, waiting at most a second for answers.
 func (g *Gateway) stopSessions() {

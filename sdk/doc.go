@@ -22,6 +22,23 @@
 // gateway goes away — until its context ends; Close deletes the SA at the
 // gateway and removes the TUN and its routes.
 //
+// Recovery is what sets qcdvpn apart. The gateway's RFC 6290 QCD token is
+// kept with each IKE SA; when a gateway that crashed and came back without
+// state (or its HA standby, from any address) presents that token in an
+// unprotected INVALID_IKE_SPI or INVALID_SPI, the SA is dropped at once
+// (event qcd_verified) instead of after minutes of dead-peer detection.
+// A bare INVALID_SPI, or outbound traffic that goes unanswered, starts a
+// short liveness check instead. The client then fails over immediately to
+// the next gateway of the profile's list (failover event), resuming with
+// an RFC 5723 ticket where it holds one (connected with resumed true: one
+// round trip, no Diffie-Hellman on the gateway), else with a full
+// exchange; only after every gateway failed once does it back off.
+// Tickets and tokens live in one AES-GCM sealed record per IKE SA in a
+// bbolt database under the state directory (Options.StateDir, the
+// profile's state_dir, or the user config directory), so a restarted app
+// still resumes; Options.KeyProvider supplies the sealing key (mobile:
+// Keystore/Keychain), by default a 0600 key file beside the store.
+//
 // Everything that happens is reported as an Event through Options.OnEvent,
 // in order; the CLI prints the same events as JSON lines.
 package sdk

@@ -1,0 +1,1464 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/qcdvpn/qcdvpn/ike"
+	"github.com/qcdvpn/qcdvpn/ike/auth"
+	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+)
+
+// The gateway config is one JSON document (see DESIGN.md, "qcdvpn
+// gateway"). Parsing is strict: unknown or miscased keys, duplicate keys,
+// wrong JSON types and trailing data are errors, and every error is one
+// line naming the JSON field, prefixed "gateway config: ". Secrets (PSKs,
+// ticket keys, an inline private key) never appear in errors or in the
+// String and LogValue output.
+//
+// Relative paths (auth.cert, auth.key, auth.ca, qcd.secret_file,
+// state_dir) are relative to the current directory for ParseConfig and to
+// the config file's directory for LoadConfig.
+
+// MaxConfigSize is the largest config document accepted.
+const MaxConfigSize = 1 << 20
+
+// Defaults and limits of the config.
+const (
+	// DefaultListenPort is the port of a listen entry without one: IKE
+	// (behind the non-ESP marker) and ESP share the NAT-T port.
+	DefaultListenPort = ike.NATTPort
+	// DefaultTUNName is the TUN device of data "tun" without a tun field.
+	DefaultTUNName = "qcdgw0"
+	// DefaultCookieThreshold is the number of half-open IKE SAs from which
+	// on cookies are demanded when cookie_threshold is 0.
+	DefaultCookieThreshold = 64
+	// DefaultQCDReplyRate is the unprotected replies per second and source
+	// when qcd.reply_rate is 0.
+	DefaultQCDReplyRate = 10
+	// DefaultTicketLifetime and MaxTicketLifetime bound tickets.lifetime.
+	DefaultTicketLifetime = time.Hour
+	MaxTicketLifetime     = 24 * time.Hour
+	// DefaultLiveness is timers.liveness when empty.
+	DefaultLiveness = 30 * time.Second
+
+	// DataNetstack serves echo and HTTP in-process; DataTUN routes
+	// through a TUN device.
+	DataNetstack = "netstack"
+	DataTUN      = "tun"
+
+	// AuthPSK and AuthPubkey are the values of auth.method.
+	AuthPSK    = "psk"
+	AuthPubkey = "pubkey"
+
+	maxListen     = 8
+	maxProposals  = 32
+	maxPrefixes   = 256
+	maxDNS        = 8
+	maxPSKs       = 4096
+	maxTicketKeys = 16
+	maxIDLen      = 1024
+	maxPathLen    = 4096
+	maxTUNName    = 15 // IFNAMSIZ-1 on Linux
+	maxTicketID   = 64
+	maxReplyRate  = 1e6
+	maxCookies    = 1 << 20
+)
+
+// DefaultIKEProposals are used when ike_proposals is empty.
+func DefaultIKEProposals() []string {
+	return []string{"aes256gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"}
+}
+
+// DefaultESPProposals are used when esp_proposals is empty.
+func DefaultESPProposals() []string {
+	return []string{"aes256gcm16", "chacha20poly1305", "aes256-sha256"}
+}
+
+// Config is the gateway config as written. Use ParseConfig or LoadConfig
+// to read one; a Config built in Go should get Validate. The accessors
+// return resolved values with defaults applied.
+type Config struct {
+	// Listen are the addresses to bind: "addr", "addr:port" or
+	// "[v6]:port", IP literals only; the default port is 4500. 1..8 entries.
+	Listen []string `json:"listen"`
+	// ID is the gateway's identity (IDr) in strongSwan syntax: FQDN, IP
+	// address, user@fqdn, or a DN. Required.
+	ID string `json:"id"`
+	// Auth is how the gateway authenticates and verifies clients.
+	Auth AuthConfig `json:"auth"`
+	// PSKs are per-client PSKs, client identity -> PSK; a client not listed
+	// gets auth.psk (if set).
+	PSKs map[string]string `json:"psks,omitempty"`
+	// Pool are the virtual address pools: at most one IPv4 and one IPv6 prefix.
+	Pool []string `json:"pool"`
+	// DNS are the DNS server addresses handed out with a virtual address.
+	DNS []string `json:"dns,omitempty"`
+	// LocalTS are the prefixes the gateway protects (clients' TSr is
+	// narrowed to them). Required.
+	LocalTS []string `json:"local_ts"`
+	// IKEProposals and ESPProposals in strongSwan syntax, most preferred
+	// first; default DefaultIKEProposals and DefaultESPProposals.
+	IKEProposals []string `json:"ike_proposals"`
+	ESPProposals []string `json:"esp_proposals"`
+	// QCD configures the RFC 6290 token maker.
+	QCD QCDConfig `json:"qcd"`
+	// Tickets configures RFC 5723 session resumption tickets.
+	Tickets TicketsConfig `json:"tickets"`
+	// Redirect configures RFC 5685 redirects.
+	Redirect RedirectConfig `json:"redirect"`
+	// Data is "netstack" (default: echo and HTTP served in-process) or
+	// "tun" (the pool is routed through a TUN device).
+	Data string `json:"data"`
+	// TUN names the TUN device for data "tun" (default "qcdgw0").
+	TUN string `json:"tun,omitempty"`
+	// StateDir holds the gateway's state. Required.
+	StateDir string `json:"state_dir"`
+	// CookieThreshold is the number of half-open IKE SAs from which on
+	// IKE_SA_INIT must carry a cookie: 0 means DefaultCookieThreshold, -1
+	// never demand cookies.
+	CookieThreshold int `json:"cookie_threshold,omitempty"`
+	// Timers tune the sessions.
+	Timers TimersConfig `json:"timers"`
+}
+
+// AuthConfig is the gateway's authentication. Method "psk" needs psk (or
+// the top-level psks) and takes no cert, key or ca. Method "pubkey" needs
+// cert, key and ca; psk and psks are optional and then also let PSK
+// clients in (a PSK answers a PSK).
+type AuthConfig struct {
+	// Method is "psk" or "pubkey".
+	Method string `json:"method"`
+	// PSK is the PSK for every client not in psks. As in strongSwan, "0x"
+	// starts hex and "0s" base64; anything else is used as bytes.
+	PSK string `json:"psk,omitempty"`
+	// Cert is inline PEM or a PEM file: the gateway certificate, leaf first,
+	// optionally followed by intermediates. Its SANs must hold id.
+	Cert string `json:"cert,omitempty"`
+	// Key is inline PEM or a PEM file: Cert's unencrypted private key.
+	Key string `json:"key,omitempty"`
+	// CA is inline PEM or a PEM file: the CAs that sign client certificates.
+	CA string `json:"ca,omitempty"`
+}
+
+// QCDConfig configures the QCD token maker.
+type QCDConfig struct {
+	// SecretFile holds the token secret, kept across restarts so that
+	// tokens still verify after a crash; default state_dir/qcd.secret.
+	SecretFile string `json:"secret_file"`
+	// Rollover is how often the secret is replaced (a Go duration,
+	// 1m..8760h); empty means never.
+	Rollover string `json:"rollover,omitempty"`
+	// ReplyRate bounds unprotected replies per second per source address
+	// (0 < rate <= 1e6); 0 means DefaultQCDReplyRate.
+	ReplyRate float64 `json:"reply_rate,omitempty"`
+}
+
+// TicketsConfig configures resumption tickets. Without keys no tickets
+// are issued.
+type TicketsConfig struct {
+	// Keys seal tickets: the first one seals new tickets, all of them open.
+	Keys []TicketKeyEntry `json:"keys"`
+	// Lifetime of a ticket (a Go duration, 1s..24h); default "1h".
+	Lifetime string `json:"lifetime"`
+}
+
+// TicketKeyEntry is one ticket key as written.
+type TicketKeyEntry struct {
+	// ID names the key inside tickets: 1..64 of [A-Za-z0-9._:-].
+	ID string `json:"id"`
+	// KeyHex is the 32-byte key as 64 hex digits.
+	KeyHex string `json:"key_hex"`
+}
+
+// TicketKeyConfig is a ticket key decoded.
+type TicketKeyConfig struct {
+	ID  string
+	Key [32]byte
+}
+
+// RedirectConfig names gateways to redirect clients to (RFC 5685): an IP
+// address or a DNS name, without port. Empty means no redirect.
+type RedirectConfig struct {
+	// InitTo redirects in the IKE_SA_INIT response.
+	InitTo string `json:"init_to,omitempty"`
+	// AuthTo redirects in the IKE_AUTH response.
+	AuthTo string `json:"auth_to,omitempty"`
+}
+
+// TimersConfig holds session timings as Go durations.
+type TimersConfig struct {
+	// Liveness is the idle time before a liveness check (1s..1h, default 30s).
+	Liveness string `json:"liveness,omitempty" want:"a duration such as \"30s\""`
+	// IKELifetime and ChildLifetime are when the gateway rekeys
+	// (10s..168h); empty or "0s" leaves rekeying to the clients.
+	IKELifetime   string `json:"ike_lifetime,omitempty" want:"a duration such as \"4h\""`
+	ChildLifetime string `json:"child_lifetime,omitempty" want:"a duration such as \"1h\""`
+}
+
+// ConfigError is the error of everything in this file. File is set by
+// LoadConfig; Field is the JSON path ("listen[1]", "auth.psk") or empty;
+// Line and Column are set for JSON syntax errors.
+type ConfigError struct {
+	File   string
+	Field  string
+	Line   int
+	Column int
+	Reason string
+}
+
+// Error returns one line: "gateway config: [file: ][line L, column C: ][field: ]reason".
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("gateway config: ")
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(": ")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Reason)
+	// Whatever a reason quotes, the message stays one line.
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029 {
+			return ' '
+		}
+		return r
+	}, b.String())
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// LoadConfig reads and parses the config file at path, makes the relative
+// paths in it relative to the file's directory, and loads the credentials
+// of method "pubkey". Errors name the file.
+func LoadConfig(path string) (*Config, error) {
+	withFile := func(err error) error {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = path
+			return ce
+		}
+		return &ConfigError{File: path, Reason: err.Error()}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, withFile(fieldErr("", "cannot read: %s", pathErrReason(err)))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, withFile(fieldErr("", "cannot read: %s", pathErrReason(err)))
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, withFile(err)
+	}
+	dir := filepath.Dir(path)
+	rel := func(s string) string {
+		if s == "" || isInlinePEM(s) || filepath.IsAbs(s) {
+			return s
+		}
+		return filepath.Join(dir, s)
+	}
+	c.Auth.Cert, c.Auth.Key, c.Auth.CA = rel(c.Auth.Cert), rel(c.Auth.Key), rel(c.Auth.CA)
+	c.QCD.SecretFile, c.StateDir = rel(c.QCD.SecretFile), rel(c.StateDir)
+	if _, _, _, err := c.Credentials(); err != nil {
+		return nil, withFile(err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes a config strictly and validates it. It does no I/O:
+// files it names are read by Credentials (and by the gateway).
+func ParseConfig(b []byte) (*Config, error) {
+	if len(b) > MaxConfigSize {
+		return nil, fieldErr("", "too large (%d bytes; the limit is %d)", len(b), MaxConfigSize)
+	}
+	if err := checkJSON(b); err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		// checkJSON has seen every key and type; this is a backstop.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fieldErr(te.Field, "want %s, got JSON %s", te.Type, te.Value)
+		}
+		return nil, fieldErr("", "invalid JSON")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks every field without I/O and returns the first problem.
+func (c *Config) Validate() error {
+	if _, err := c.ListenAddrs(); err != nil {
+		return err
+	}
+	if _, err := c.Identity(); err != nil {
+		return err
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
+	if _, _, err := c.Pools(); err != nil {
+		return err
+	}
+	if _, err := c.DNSServers(); err != nil {
+		return err
+	}
+	if len(c.LocalTS) == 0 {
+		return fieldErr("local_ts", "required (the prefixes the gateway protects, such as \"10.200.0.0/24\")")
+	}
+	if _, err := parsePrefixes("local_ts", c.LocalTS); err != nil {
+		return err
+	}
+	if _, _, err := c.Proposals(); err != nil {
+		return err
+	}
+	if err := c.validateQCD(); err != nil {
+		return err
+	}
+	if _, err := c.TicketKeys(); err != nil {
+		return err
+	}
+	if _, err := c.ticketLifetime(); err != nil {
+		return err
+	}
+	if err := checkRedirect("redirect.init_to", c.Redirect.InitTo); err != nil {
+		return err
+	}
+	if err := checkRedirect("redirect.auth_to", c.Redirect.AuthTo); err != nil {
+		return err
+	}
+	switch c.Data {
+	case "", DataNetstack:
+		if c.TUN != "" {
+			return fieldErr("tun", "only used with data \"tun\"")
+		}
+	case DataTUN:
+		if err := checkTUNName(c.TUN); err != nil {
+			return err
+		}
+	default:
+		return fieldErr("data", "unknown mode %s (want \"netstack\" or \"tun\")", quote(c.Data))
+	}
+	if c.StateDir == "" {
+		return fieldErr("state_dir", "required")
+	}
+	if err := checkPath("state_dir", c.StateDir); err != nil {
+		return err
+	}
+	if c.CookieThreshold < -1 || c.CookieThreshold > maxCookies {
+		return fieldErr("cookie_threshold", "%d is out of range (want -1 for never, 0 for the default %d, or 1..%d)",
+			c.CookieThreshold, DefaultCookieThreshold, maxCookies)
+	}
+	if _, err := c.sessionTimers(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ListenAddrs returns the addresses to bind, default port applied.
+func (c *Config) ListenAddrs() ([]netip.AddrPort, error) {
+	switch {
+	case len(c.Listen) == 0:
+		return nil, fieldErr("listen", "required (one or more IP addresses, such as \"192.0.2.1\")")
+	case len(c.Listen) > maxListen:
+		return nil, fieldErr("listen", "more than %d addresses", maxListen)
+	}
+	out := make([]netip.AddrPort, 0, len(c.Listen))
+	for i, s := range c.Listen {
+		f := fmt.Sprintf("listen[%d]", i)
+		ap, err := parseListen(s)
+		if err != nil {
+			return nil, fieldErr(f, "%s", err.Error())
+		}
+		if j := slices.Index(out, ap); j >= 0 {
+			return nil, fieldErr(f, "duplicate of listen[%d]", j)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+func parseListen(s string) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), DefaultListenPort), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		host := s
+		if h, _, ok := strings.Cut(s, ":"); ok && strings.Count(s, ":") == 1 {
+			host = h
+		}
+		if _, err := netip.ParseAddr(host); err != nil && host != "" && checkHostname(host) == "" {
+			return netip.AddrPort{}, fmt.Errorf("%s is a host name; want an IP address to bind", quote(host))
+		}
+		return netip.AddrPort{}, fmt.Errorf("invalid address %s (want \"addr\", \"addr:port\" or \"[v6]:port\")", quote(s))
+	}
+	if ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("invalid address %s: port 0", quote(s))
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// Identity returns id parsed.
+func (c *Config) Identity() (auth.Identity, error) {
+	return parseIdentityField("id", c.ID)
+}
+
+func (c *Config) validateAuth() error {
+	a := c.Auth
+	switch a.Method {
+	case "":
+		return fieldErr("auth.method", "required (\"psk\" or \"pubkey\")")
+	case AuthPSK:
+		if a.PSK == "" && len(c.PSKs) == 0 {
+			return fieldErr("auth.psk", "required for method \"psk\" (or per-client keys in psks)")
+		}
+		for _, f := range []struct{ name, v string }{{"cert", a.Cert}, {"key", a.Key}, {"ca", a.CA}} {
+			if f.v != "" {
+				return fieldErr("auth."+f.name, "not used with method \"psk\"")
+			}
+		}
+	case AuthPubkey:
+		for _, f := range []struct{ name, v string }{{"cert", a.Cert}, {"key", a.Key}, {"ca", a.CA}} {
+			if f.v == "" {
+				return fieldErr("auth."+f.name, "required for method \"pubkey\"")
+			}
+		}
+	default:
+		return fieldErr("auth.method", "unknown method %s (want \"psk\" or \"pubkey\")", quote(a.Method))
+	}
+	if a.PSK != "" {
+		if _, err := decodePSK("auth.psk", a.PSK); err != nil {
+			return err
+		}
+	}
+	if err := checkPEMOrPath("auth.cert", a.Cert, false); err != nil {
+		return err
+	}
+	if err := checkPEMOrPath("auth.key", a.Key, true); err != nil {
+		return err
+	}
+	if err := checkPEMOrPath("auth.ca", a.CA, false); err != nil {
+		return err
+	}
+	_, err := c.pskTable()
+	return err
+}
+
+// pskEntry is one per-client PSK.
+type pskEntry struct {
+	id  auth.Identity
+	psk []byte
+}
+
+// pskTable parses psks, in key order so errors are deterministic.
+func (c *Config) pskTable() ([]pskEntry, error) {
+	if len(c.PSKs) > maxPSKs {
+		return nil, fieldErr("psks", "more than %d entries", maxPSKs)
+	}
+	keys := make([]string, 0, len(c.PSKs))
+	for k := range c.PSKs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]pskEntry, 0, len(keys))
+	for _, k := range keys {
+		f := "psks[" + quote(k) + "]"
+		id, err := parseIdentityField(f, k)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range out {
+			if e.id.Equal(id) {
+				return nil, fieldErr(f, "same identity as another entry")
+			}
+		}
+		psk, err := decodePSK(f, c.PSKs[k])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pskEntry{id: id, psk: psk})
+	}
+	return out, nil
+}
+
+// PSKFunc returns the PSK lookup for ike.ResponderConfig.PSK: the client's
+// entry in psks, else auth.psk, else nil (unknown client). It returns a
+// nil func when no PSK is configured (method "pubkey" alone).
+func (c *Config) PSKFunc() (func(peer auth.Identity) []byte, error) {
+	table, err := c.pskTable()
+	if err != nil {
+		return nil, err
+	}
+	var def []byte
+	if c.Auth.PSK != "" {
+		if def, err = decodePSK("auth.psk", c.Auth.PSK); err != nil {
+			return nil, err
+		}
+	}
+	if len(table) == 0 && def == nil {
+		return nil, nil
+	}
+	return func(peer auth.Identity) []byte {
+		for _, e := range table {
+			if e.id.Equal(peer) {
+				return bytes.Clone(e.psk)
+			}
+		}
+		return bytes.Clone(def)
+	}, nil
+}
+
+// decodePSK decodes "0x" + hex, "0s" + base64, else the bytes as written.
+// Errors never quote the value.
+func decodePSK(field, s string) ([]byte, error) {
+	var b []byte
+	var err error
+	switch {
+	case s == "":
+		return nil, fieldErr(field, "empty")
+	case strings.HasPrefix(s, "0x"):
+		if b, err = hex.DecodeString(s[2:]); err != nil {
+			return nil, fieldErr(field, "invalid hex after the \"0x\" prefix")
+		}
+	case strings.HasPrefix(s, "0s"):
+		if b, err = base64.StdEncoding.DecodeString(s[2:]); err != nil {
+			return nil, fieldErr(field, "invalid base64 after the \"0s\" prefix")
+		}
+	default:
+		return []byte(s), nil
+	}
+	if len(b) == 0 {
+		return nil, fieldErr(field, "empty after its prefix")
+	}
+	return b, nil
+}
+
+// Credentials reads (when they are paths) and parses auth.key, auth.cert
+// and auth.ca for method "pubkey": the gateway's signer, its chain (DER,
+// leaf first) and the client CAs. It checks that the key matches the
+// certificate and that the certificate holds id. For method "psk" it
+// returns nothing.
+func (c *Config) Credentials() (signer crypto.Signer, chain [][]byte, cas []*x509.Certificate, err error) {
+	if c.Auth.Method != AuthPubkey {
+		return nil, nil, nil, nil
+	}
+	data, err := readPEMOrPath("auth.cert", c.Auth.Cert)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	certs, err := parseCertsPEM("auth.cert", data)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if data, err = readPEMOrPath("auth.key", c.Auth.Key); err != nil {
+		return nil, nil, nil, err
+	}
+	if signer, err = parseKeyPEM("auth.key", data); err != nil {
+		return nil, nil, nil, err
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(certs[0].PublicKey) {
+		return nil, nil, nil, fieldErr("auth.key", "does not match the public key of auth.cert")
+	}
+	id, err := c.Identity()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := auth.CertMatchesIdentity(certs[0], id); err != nil {
+		return nil, nil, nil, fieldErr("auth.cert", "does not hold id %s (clients check it): %s", quote(c.ID), strings.TrimPrefix(err.Error(), "auth: "))
+	}
+	if data, err = readPEMOrPath("auth.ca", c.Auth.CA); err != nil {
+		return nil, nil, nil, err
+	}
+	if cas, err = parseCertsPEM("auth.ca", data); err != nil {
+		return nil, nil, nil, err
+	}
+	for _, cert := range certs {
+		chain = append(chain, cert.Raw)
+	}
+	return signer, chain, cas, nil
+}
+
+// Pools returns the IPv4 and IPv6 pools; the zero Prefix means none.
+func (c *Config) Pools() (v4, v6 netip.Prefix, err error) {
+	if len(c.Pool) > 2 {
+		return v4, v6, fieldErr("pool", "more than two prefixes (at most one IPv4 and one IPv6)")
+	}
+	ps, err := parsePrefixes("pool", c.Pool)
+	if err != nil {
+		return v4, v6, err
+	}
+	for i, p := range ps {
+		f := fmt.Sprintf("pool[%d]", i)
+		if p.Addr().Is4() {
+			if v4.IsValid() {
+				return netip.Prefix{}, netip.Prefix{}, fieldErr(f, "second IPv4 pool (at most one of each family)")
+			}
+			v4 = p
+		} else {
+			if v6.IsValid() {
+				return netip.Prefix{}, netip.Prefix{}, fieldErr(f, "second IPv6 pool (at most one of each family)")
+			}
+			v6 = p
+		}
+	}
+	return v4, v6, nil
+}
+
+// DNSServers returns dns parsed.
+func (c *Config) DNSServers() ([]netip.Addr, error) {
+	if len(c.DNS) > maxDNS {
+		return nil, fieldErr("dns", "more than %d servers", maxDNS)
+	}
+	out := make([]netip.Addr, 0, len(c.DNS))
+	for i, s := range c.DNS {
+		f := fmt.Sprintf("dns[%d]", i)
+		a, err := netip.ParseAddr(s)
+		switch {
+		case err != nil:
+			return nil, fieldErr(f, "invalid IP address %s", quote(s))
+		case a.Zone() != "":
+			return nil, fieldErr(f, "zoned address %s is not supported", quote(s))
+		case a.IsUnspecified() || a.IsMulticast():
+			return nil, fieldErr(f, "%s is not a unicast address", quote(s))
+		}
+		a = a.Unmap()
+		if j := slices.Index(out, a); j >= 0 {
+			return nil, fieldErr(f, "duplicate of dns[%d]", j)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// LocalPrefixes returns local_ts parsed (nil if invalid; Validate says why).
+func (c *Config) LocalPrefixes() []netip.Prefix {
+	ps, err := parsePrefixes("local_ts", c.LocalTS)
+	if err != nil {
+		return nil
+	}
+	return ps
+}
+
+// Proposals returns the IKE and ESP proposals parsed, defaults applied.
+func (c *Config) Proposals() (ikeProps, espProps []ikecrypto.Proposal, err error) {
+	if ikeProps, err = parseProposals("ike_proposals", c.IKEProposals, DefaultIKEProposals(), false); err != nil {
+		return nil, nil, err
+	}
+	if espProps, err = parseProposals("esp_proposals", c.ESPProposals, DefaultESPProposals(), true); err != nil {
+		return nil, nil, err
+	}
+	return ikeProps, espProps, nil
+}
+
+func parseProposals(field string, list, def []string, esp bool) ([]ikecrypto.Proposal, error) {
+	if len(list) == 0 {
+		list = def
+	}
+	if len(list) > maxProposals {
+		return nil, fieldErr(field, "more than %d proposals", maxProposals)
+	}
+	out := make([]ikecrypto.Proposal, 0, len(list))
+	for i, s := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if reason := proposalSyntax(s); reason != "" {
+			return nil, fieldErr(f, "%s", reason)
+		}
+		p, err := ikecrypto.ParseProposal(s, esp)
+		if err != nil {
+			return nil, fieldErr(f, "invalid %s", err.Error())
+		}
+		if j := slices.Index(list[:i], s); j >= 0 {
+			return nil, fieldErr(f, "duplicate of %s[%d]", field, j)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// proposalSyntax returns why s is not strongSwan proposal syntax: tokens of
+// [a-z0-9_] joined by '-'.
+func proposalSyntax(s string) string {
+	if s == "" {
+		return "empty proposal"
+	}
+	for _, tok := range strings.Split(s, "-") {
+		if tok == "" {
+			return fmt.Sprintf("invalid proposal %s: empty algorithm between '-'", quote(s))
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+				return fmt.Sprintf("invalid proposal %s: invalid character %q (want lower-case algorithm names joined by '-')", quote(s), rune(c))
+			}
+		}
+	}
+	return ""
+}
+
+func (c *Config) validateQCD() error {
+	if err := checkPath("qcd.secret_file", c.QCD.SecretFile); err != nil {
+		return err
+	}
+	if _, err := parseDuration("qcd.rollover", c.QCD.Rollover, time.Minute, 8760*time.Hour, false); err != nil {
+		return err
+	}
+	r := c.QCD.ReplyRate
+	if math.IsNaN(r) || math.IsInf(r, 0) || r < 0 || r > maxReplyRate {
+		return fieldErr("qcd.reply_rate", "%g is out of range (want 0 for the default %d, or more than 0 up to %g per second)",
+			r, DefaultQCDReplyRate, float64(maxReplyRate))
+	}
+	return nil
+}
+
+// QCDSecretFile returns qcd.secret_file, default state_dir/qcd.secret.
+func (c *Config) QCDSecretFile() string {
+	if c.QCD.SecretFile != "" {
+		return c.QCD.SecretFile
+	}
+	return filepath.Join(c.StateDir, "qcd.secret")
+}
+
+// QCDRollover returns qcd.rollover; 0 means the secret is never replaced.
+func (c *Config) QCDRollover() time.Duration {
+	d, err := parseDuration("qcd.rollover", c.QCD.Rollover, time.Minute, 8760*time.Hour, false)
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// QCDReplyRate returns qcd.reply_rate, or DefaultQCDReplyRate.
+func (c *Config) QCDReplyRate() float64 {
+	if r := c.QCD.ReplyRate; r > 0 && r <= maxReplyRate {
+		return r
+	}
+	return DefaultQCDReplyRate
+}
+
+// TicketKeys returns the ticket keys decoded, in order (the first seals).
+func (c *Config) TicketKeys() ([]TicketKeyConfig, error) {
+	if len(c.Tickets.Keys) > maxTicketKeys {
+		return nil, fieldErr("tickets.keys", "more than %d keys", maxTicketKeys)
+	}
+	out := make([]TicketKeyConfig, 0, len(c.Tickets.Keys))
+	for i, k := range c.Tickets.Keys {
+		f := fmt.Sprintf("tickets.keys[%d]", i)
+		if err := checkTicketID(f+".id", k.ID); err != nil {
+			return nil, err
+		}
+		for j, o := range out {
+			if o.ID == k.ID {
+				return nil, fieldErr(f+".id", "duplicate of tickets.keys[%d].id", j)
+			}
+		}
+		var tk TicketKeyConfig
+		tk.ID = k.ID
+		// Length first, so that the key never reaches an error message.
+		if len(k.KeyHex) != 2*len(tk.Key) {
+			return nil, fieldErr(f+".key_hex", "want 64 hex digits")
+		}
+		if _, err := hex.Decode(tk.Key[:], []byte(k.KeyHex)); err != nil {
+			return nil, fieldErr(f+".key_hex", "want 64 hex digits")
+		}
+		if tk.Key == ([32]byte{}) {
+			return nil, fieldErr(f+".key_hex", "all zeros; use a random key")
+		}
+		out = append(out, tk)
+	}
+	return out, nil
+}
+
+func checkTicketID(field, s string) error {
+	if s == "" {
+		return fieldErr(field, "required")
+	}
+	if len(s) > maxTicketID {
+		return fieldErr(field, "longer than %d bytes", maxTicketID)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0) {
+			return fieldErr(field, "invalid character %q (want letters, digits and . _ : -)", rune(c))
+		}
+	}
+	return nil
+}
+
+// TicketLifetime returns tickets.lifetime, or DefaultTicketLifetime.
+func (c *Config) TicketLifetime() time.Duration {
+	d, err := c.ticketLifetime()
+	if err != nil {
+		return DefaultTicketLifetime
+	}
+	return d
+}
+
+func (c *Config) ticketLifetime() (time.Duration, error) {
+	if c.Tickets.Lifetime == "" {
+		return DefaultTicketLifetime, nil
+	}
+	return parseDuration("tickets.lifetime", c.Tickets.Lifetime, time.Second, MaxTicketLifetime, false)
+}
+
+func checkRedirect(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
+			return fieldErr(field, "%s is not a unicast address without zone", quote(s))
+		}
+		return nil
+	}
+	if reason := checkHostname(s); reason != "" {
+		return fieldErr(field, "want an IP address or a DNS name without port: %s", reason)
+	}
+	return nil
+}
+
+// checkHostname returns why s is not a DNS name (RFC 1123 labels; the
+// last one not all digits, so that a mistyped IPv4 address is no name).
+func checkHostname(s string) string {
+	name := strings.TrimSuffix(s, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Sprintf("invalid host name %s", quote(s))
+	}
+	labels := strings.Split(name, ".")
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return fmt.Sprintf("invalid host name %s", quote(s))
+	}
+	for _, label := range labels {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Sprintf("invalid host name %s", quote(s))
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Sprintf("invalid host name %s", quote(s))
+			}
+		}
+	}
+	return ""
+}
+
+func checkTUNName(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > maxTUNName {
+		return fieldErr("tun", "name longer than %d bytes", maxTUNName)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return fieldErr("tun", "invalid character %q in name (want letters, digits and . _ -)", rune(c))
+		}
+	}
+	return nil
+}
+
+// DataMode returns data, default DataNetstack.
+func (c *Config) DataMode() string {
+	if c.Data == "" {
+		return DataNetstack
+	}
+	return c.Data
+}
+
+// TUNName returns tun, default DefaultTUNName.
+func (c *Config) TUNName() string {
+	if c.TUN == "" {
+		return DefaultTUNName
+	}
+	return c.TUN
+}
+
+// EffectiveCookieThreshold returns the value for
+// ike.ResponderConfig.CookieThreshold: 0 (never) for -1, the default for 0.
+func (c *Config) EffectiveCookieThreshold() int {
+	switch {
+	case c.CookieThreshold == 0:
+		return DefaultCookieThreshold
+	case c.CookieThreshold < 0:
+		return 0
+	}
+	return c.CookieThreshold
+}
+
+// SessionTimers returns the timers for ike.ResponderConfig.Timers (with
+// defaults for fields that are empty or invalid).
+func (c *Config) SessionTimers() ike.Timers {
+	t, err := c.sessionTimers()
+	if err != nil {
+		return ike.Timers{Liveness: DefaultLiveness}
+	}
+	return t
+}
+
+func (c *Config) sessionTimers() (ike.Timers, error) {
+	const week = 7 * 24 * time.Hour
+	t := ike.Timers{Liveness: DefaultLiveness}
+	var err error
+	if c.Timers.Liveness != "" {
+		if t.Liveness, err = parseDuration("timers.liveness", c.Timers.Liveness, time.Second, time.Hour, false); err != nil {
+			return ike.Timers{}, err
+		}
+	}
+	// Short lifetimes are allowed so that rekeying can be rehearsed.
+	if t.IKELifetime, err = parseDuration("timers.ike_lifetime", c.Timers.IKELifetime, 10*time.Second, week, true); err != nil {
+		return ike.Timers{}, err
+	}
+	if t.ChildLifetime, err = parseDuration("timers.child_lifetime", c.Timers.ChildLifetime, 10*time.Second, week, true); err != nil {
+		return ike.Timers{}, err
+	}
+	return t, nil
+}
+
+// parseDuration parses an optional Go duration within [lo, hi]; "" is 0,
+// and so is "0s" when zeroOK.
+func parseDuration(field, s string, lo, hi time.Duration, zeroOK bool) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fieldErr(field, "invalid duration %s (want a Go duration such as \"30s\")", quote(s))
+	}
+	if d == 0 && zeroOK {
+		return 0, nil
+	}
+	if d < lo || d > hi {
+		return 0, fieldErr(field, "%s is out of range %s..%s", quote(s), lo, hi)
+	}
+	return d, nil
+}
+
+func parsePrefixes(field string, list []string) ([]netip.Prefix, error) {
+	if len(list) > maxPrefixes {
+		return nil, fieldErr(field, "more than %d prefixes", maxPrefixes)
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	for i, s := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				return nil, fieldErr(f, "invalid prefix %s (want address/bits, such as \"%s/%d\")", quote(s), s, a.BitLen())
+			}
+			return nil, fieldErr(f, "invalid prefix %s", quote(s))
+		}
+		if pfx.Addr().Is4In6() {
+			return nil, fieldErr(f, "invalid prefix %s (write IPv4-mapped prefixes as IPv4)", quote(s))
+		}
+		if m := pfx.Masked(); m != pfx {
+			return nil, fieldErr(f, "invalid prefix %s: host bits set (did you mean %q?)", quote(s), m.String())
+		}
+		if j := slices.Index(out, pfx); j >= 0 {
+			return nil, fieldErr(f, "duplicate of %s[%d]", field, j)
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
+}
+
+// parseIdentityField parses a required identity with ike/auth, the parser
+// the engine uses, and rejects wildcards.
+func parseIdentityField(field, s string) (auth.Identity, error) {
+	switch {
+	case s == "":
+		return auth.Identity{}, fieldErr(field, "required")
+	case len(s) > maxIDLen:
+		return auth.Identity{}, fieldErr(field, "longer than %d bytes", maxIDLen)
+	case !utf8.ValidString(s) || hasControl(s):
+		return auth.Identity{}, fieldErr(field, "contains a control character or invalid UTF-8")
+	case strings.HasPrefix(s, "%"):
+		return auth.Identity{}, fieldErr(field, "wildcard %s is not allowed; name the identity", quote(s))
+	}
+	id, err := auth.ParseIdentityStrict(s)
+	if err != nil {
+		return auth.Identity{}, fieldErr(field, "%s", strings.TrimPrefix(err.Error(), "auth: "))
+	}
+	if id.IsAny() {
+		return auth.Identity{}, fieldErr(field, "%s matches any identity; name the identity", quote(s))
+	}
+	return id, nil
+}
+
+func isInlinePEM(s string) bool {
+	return strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "-----BEGIN")
+}
+
+// checkPEMOrPath parses inline PEM or checks a path's syntax (no I/O).
+func checkPEMOrPath(field, s string, isKey bool) error {
+	if s == "" {
+		return nil
+	}
+	if !isInlinePEM(s) {
+		return checkPath(field, s)
+	}
+	if isKey {
+		_, err := parseKeyPEM(field, []byte(s))
+		return err
+	}
+	_, err := parseCertsPEM(field, []byte(s))
+	return err
+}
+
+func checkPath(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > maxPathLen {
+		return fieldErr(field, "path longer than %d bytes", maxPathLen)
+	}
+	if hasControl(s) || !utf8.ValidString(s) {
+		return fieldErr(field, "path contains a control character or invalid UTF-8")
+	}
+	return nil
+}
+
+func readPEMOrPath(field, s string) ([]byte, error) {
+	if s == "" {
+		return nil, fieldErr(field, "required")
+	}
+	if isInlinePEM(s) {
+		return []byte(s), nil
+	}
+	if err := checkPath(field, s); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s)
+	if err != nil {
+		return nil, fieldErr(field, "cannot read %s: %s", quote(s), pathErrReason(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, fieldErr(field, "cannot read %s: %s", quote(s), pathErrReason(err))
+	}
+	if len(data) > MaxConfigSize {
+		return nil, fieldErr(field, "%s is larger than %d bytes", quote(s), MaxConfigSize)
+	}
+	return data, nil
+}
+
+// pathErrReason drops the path from an fs error; the caller names it.
+func pathErrReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func parseCertsPEM(field string, data []byte) ([]*x509.Certificate, error) {
+	certs, err := auth.LoadCertificates(data)
+	if err != nil {
+		return nil, fieldErr(field, "%s", strings.TrimPrefix(err.Error(), "auth: "))
+	}
+	return certs, nil
+}
+
+// parseKeyPEM parses a private key as the engine does. The reason is
+// generic on purpose: parser messages could echo key bytes.
+func parseKeyPEM(field string, data []byte) (crypto.Signer, error) {
+	k, err := auth.LoadSigner(data)
+	if err != nil {
+		if strings.Contains(err.Error(), "encrypted") {
+			return nil, fieldErr(field, "encrypted private keys are not supported")
+		}
+		return nil, fieldErr(field, "not a valid private key (want unencrypted PKCS #8, PKCS #1 or SEC 1 PEM)")
+	}
+	return k, nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+			return true
+		}
+	}
+	return false
+}
+
+// quote quotes s for an error message, shortened if long.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+const redacted = "[redacted]"
+
+// LogValue logs the config with secrets redacted: PSKs, ticket keys and an
+// inline private key.
+func (c Config) LogValue() slog.Value {
+	psks := make([]string, 0, len(c.PSKs))
+	for id := range c.PSKs {
+		psks = append(psks, id)
+	}
+	slices.Sort(psks)
+	keyIDs := make([]string, 0, len(c.Tickets.Keys))
+	for _, k := range c.Tickets.Keys {
+		keyIDs = append(keyIDs, k.ID)
+	}
+	authAttrs := []slog.Attr{slog.String("method", c.Auth.Method)}
+	if c.Auth.PSK != "" {
+		authAttrs = append(authAttrs, slog.String("psk", redacted))
+	}
+	for _, f := range []struct{ k, v string }{{"cert", c.Auth.Cert}, {"key", c.Auth.Key}, {"ca", c.Auth.CA}} {
+		switch {
+		case f.v == "":
+		case f.k == "key" && isInlinePEM(f.v):
+			authAttrs = append(authAttrs, slog.String(f.k, redacted))
+		case isInlinePEM(f.v):
+			authAttrs = append(authAttrs, slog.String(f.k, "[inline PEM]"))
+		default:
+			authAttrs = append(authAttrs, slog.String(f.k, f.v))
+		}
+	}
+	return slog.GroupValue(
+		slog.Any("listen", c.Listen),
+		slog.String("id", c.ID),
+		slog.Attr{Key: "auth", Value: slog.GroupValue(authAttrs...)},
+		slog.Any("psks", psks), // identities only
+		slog.Any("pool", c.Pool),
+		slog.Any("dns", c.DNS),
+		slog.Any("local_ts", c.LocalTS),
+		slog.Any("ike_proposals", c.IKEProposals),
+		slog.Any("esp_proposals", c.ESPProposals),
+		slog.Group("qcd", slog.String("secret_file", c.QCD.SecretFile), slog.String("rollover", c.QCD.Rollover), slog.Float64("reply_rate", c.QCD.ReplyRate)),
+		slog.Group("tickets", slog.Any("key_ids", keyIDs), slog.String("lifetime", c.Tickets.Lifetime)),
+		slog.Group("redirect", slog.String("init_to", c.Redirect.InitTo), slog.String("auth_to", c.Redirect.AuthTo)),
+		slog.String("data", c.Data),
+		slog.String("tun", c.TUN),
+		slog.String("state_dir", c.StateDir),
+		slog.Int("cookie_threshold", c.CookieThreshold),
+		slog.Group("timers", slog.String("liveness", c.Timers.Liveness), slog.String("ike_lifetime", c.Timers.IKELifetime), slog.String("child_lifetime", c.Timers.ChildLifetime)),
+	)
+}
+
+// String summarizes the config without secrets.
+func (c Config) String() string {
+	return fmt.Sprintf("gateway.Config{listen=%q id=%q auth=%q data=%q state_dir=%q}", c.Listen, c.ID, c.Auth.Method, c.DataMode(), c.StateDir)
+}
+
+// GoString is String, so that %#v does not print secrets either.
+func (c Config) GoString() string { return c.String() }
+
+// String shows the method and non-secret fields.
+func (a AuthConfig) String() string {
+	return fmt.Sprintf("AuthConfig{method=%q}", a.Method)
+}
+
+// GoString is String, so that %#v does not print secrets either.
+func (a AuthConfig) GoString() string { return a.String() }
+
+// String shows the key id only.
+func (k TicketKeyEntry) String() string { return fmt.Sprintf("TicketKeyEntry{id=%q}", k.ID) }
+
+// GoString is String, so that %#v does not print the key either.
+func (k TicketKeyEntry) GoString() string { return k.String() }
+
+// String shows the key id only.
+func (k TicketKeyConfig) String() string { return fmt.Sprintf("TicketKeyConfig{id=%q}", k.ID) }
+
+// GoString is String, so that %#v does not print the key either.
+func (k TicketKeyConfig) GoString() string { return k.String() }
+
+// checkJSON walks the document token by token against Config's type and
+// reports the first syntax error (with line and column), unknown or
+// miscased key, duplicate key, wrong JSON type, or trailing data.
+func checkJSON(data []byte) error {
+	// Unmarshal checks the whole document's syntax first and, unlike
+	// Decoder, reports offsets from the start of the input.
+	var raw json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		var se *json.SyntaxError
+		if !errors.As(err, &se) {
+			return fieldErr("", "invalid JSON")
+		}
+		off := se.Offset - 1 // Offset counts the offending byte
+		reason := "invalid JSON: " + syntaxReason(se.Error())
+		if se.Error() == "unexpected end of JSON input" {
+			off, reason = int64(len(data)), "invalid JSON: unexpected end of input"
+		}
+		line, col := lineCol(data, off)
+		return &ConfigError{Line: line, Column: col, Reason: reason}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	w := walker{dec: dec, data: data}
+	tok, err := w.token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fieldErr("", "want a JSON object, got %s", jsonKind(tok))
+	}
+	if err := w.object(reflect.TypeFor[Config](), ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		off := dec.InputOffset()
+		off += int64(len(data[off:]) - len(bytes.TrimLeft(data[off:], " \t\r\n")))
+		line, col := lineCol(data, off)
+		return &ConfigError{Line: line, Column: col, Reason: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// syntaxReason drops the offending character from a JSON syntax error: it
+// may sit inside a secret ("invalid character 'x' in string literal").
+func syntaxReason(msg string) string {
+	msg = strings.TrimPrefix(msg, "json: ")
+	if rest, ok := strings.CutPrefix(msg, "invalid character "); ok {
+		if i := strings.LastIndex(rest, "' "); i >= 0 {
+			return "unexpected character " + rest[i+2:]
+		}
+		return "unexpected character"
+	}
+	return msg
+}
+
+type walker struct {
+	dec  *json.Decoder
+	data []byte
+}
+
+// token returns the next token. checkJSON has checked the syntax already,
+// so an error here is unexpected; it is reported at the decoder's offset.
+func (w *walker) token() (json.Token, error) {
+	tok, err := w.dec.Token()
+	if err != nil {
+		line, col := lineCol(w.data, w.dec.InputOffset())
+		return nil, &ConfigError{Line: line, Column: col, Reason: "invalid JSON"}
+	}
+	return tok, nil
+}
+
+// lineCol turns the 0-based offset of the offending byte into a 1-based
+// line and column (columns count bytes).
+func lineCol(data []byte, off int64) (int, int) {
+	off = min(max(off, 0), int64(len(data)))
+	before := data[:off]
+	return 1 + bytes.Count(before, []byte{'\n'}), int(off) - bytes.LastIndexByte(before, '\n')
+}
+
+// object checks an object's members after its '{' has been read: struct
+// fields by exact JSON name, or map entries (string values).
+func (w *walker) object(t reflect.Type, path string) error {
+	seen := map[string]bool{}
+	for w.dec.More() {
+		tok, err := w.token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return fieldErr(path, "duplicate field %s", quote(key))
+		}
+		seen[key] = true
+		if t.Kind() == reflect.Map {
+			if err := w.value(t.Elem(), path+"["+quote(key)+"]", ""); err != nil {
+				return err
+			}
+			continue
+		}
+		f, ok := fieldByJSONName(t, key)
+		if !ok {
+			return fieldErr(path, "unknown field %s%s", quote(key), suggest(t, key))
+		}
+		if err := w.value(f.Type, joinPath(path, key), f.Tag.Get("want")); err != nil {
+			return err
+		}
+	}
+	_, err := w.token() // '}'
+	return err
+}
+
+// value checks one value of Go type t; want overrides the type's description.
+func (w *walker) value(t reflect.Type, path, want string) error {
+	tok, err := w.token()
+	if err != nil {
+		return err
+	}
+	if tok == nil { // null leaves the field as if absent
+		return nil
+	}
+	if want == "" {
+		want = describe(t)
+	}
+	wrong := func() error { return fieldErr(path, "want %s, got %s", want, jsonKind(tok)) }
+	switch t.Kind() {
+	case reflect.String:
+		if _, ok := tok.(string); !ok {
+			return wrong()
+		}
+	case reflect.Int:
+		n, ok := tok.(json.Number)
+		if !ok {
+			return wrong()
+		}
+		if _, err := strconv.ParseInt(string(n), 10, strconv.IntSize); err != nil {
+			return fieldErr(path, "want an integer, got %s", quote(string(n)))
+		}
+	case reflect.Float64:
+		n, ok := tok.(json.Number)
+		if !ok {
+			return wrong()
+		}
+		if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+			return fieldErr(path, "number %s is out of range", quote(string(n)))
+		}
+	case reflect.Slice:
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return wrong()
+		}
+		for i := 0; w.dec.More(); i++ {
+			if err := w.value(t.Elem(), fmt.Sprintf("%s[%d]", path, i), ""); err != nil {
+				return err
+			}
+		}
+		_, err := w.token() // ']'
+		return err
+	case reflect.Struct, reflect.Map:
+		if d, ok := tok.(json.Delim); !ok || d != '{' {
+			return wrong()
+		}
+		return w.object(t, path)
+	default:
+		return fieldErr(path, "unsupported field type") // a bug in Config, not in the input
+	}
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func describe(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	case reflect.Slice:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(describe(t.Elem()), "a "), "an ") + "s"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return t.String()
+}
+
+func jsonKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '{' {
+			return "an object"
+		}
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return "something else"
+}
+
+// fieldByJSONName finds the exported field whose JSON name is exactly key.
+func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); f.IsExported() && name == key && name != "-" {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// suggest proposes the closest known key to a misspelt one.
+func suggest(t reflect.Type, key string) string {
+	best, bestD := "", 3
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if d := editDistance(strings.ToLower(key), name); d < bestD && d < len(name) {
+			best, bestD = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 {
+		return len(a) // not worth comparing
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
