@@ -2,7 +2,9 @@
 # Installs the Debian packages the test suite needs, when they are missing.
 # Runs as root on CI; elsewhere it only reports what is missing.
 set -euo pipefail
-pkgs=(strongswan-charon libcharon-extra-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump)
+# libstrongswan-standard-plugins holds the openssl plugin (x25519, ChaCha20-Poly1305, ECP)
+# that internal/testbed.DefaultPlugins loads; --no-install-recommends would leave it out.
+pkgs=(strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -289,14 +289,14 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 	c.emit(Event{Type: EventConnecting, Gateway: remote.String()})
 	var s *ike.Session
 	var err error
+	var used *resume.Record
 	if rec, rs := c.takeTicket(); rec != nil {
 		rcfg := c.attemptConfig(true)
 		rcfg.Retransmit.Tries = min(rcfg.Retransmit.Tries, 3)
 		s, err = ike.Resume(ctx, rcfg, t, remote, rs, rec.Ticket)
 		switch {
 		case err == nil:
-			// Used: the ticket and its old SA's record are done with.
-			c.forgetRecord(rec.ID)
+			used = rec
 		case errors.Is(err, ike.ErrTicketRejected):
 			c.log.Info("ticket refused, running a full exchange", "gateway", remote)
 			c.forgetRecord(rec.ID)
@@ -336,6 +336,11 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 	c.emit(ev)
 	if s.Resumed() {
 		c.emit(Event{Type: EventResumed, Gateway: ev.Gateway, IKESPIi: ev.IKESPIi, IKESPIr: ev.IKESPIr, Elapsed: ev.Elapsed})
+	}
+	if used != nil {
+		// The ticket is used and its old SA gone: drop the record, after
+		// traffic flows again.
+		c.forgetRecord(used.ID)
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ type demoOptions struct {
 	// (blackholed) and liveness checks find out.
 	Restart bool
 	QCD     bool
+	// NoResumption turns tickets off in the client: failover by a full
+	// exchange, to compare.
+	NoResumption bool
 	Rate    int // echo packets per second
 	Steady  time.Duration
 	After   time.Duration // how long traffic runs after the crash
@@ -46,6 +49,7 @@ type demoResult struct {
 	DetectedBy string
 	FailoverTo string
 	Resumed    bool
+	Reconnect  time.Duration // connecting → connected with the backup
 	Outage     time.Duration // crash (or restart) → first echo answered through the new SA
 	Sent, Lost int
 	Events     []sdk.Event
@@ -241,8 +245,9 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 		"auth":          map[string]any{"method": "psk", "psk": "0x" + psk},
 		"ike_proposals": []string{"aes256gcm16-prfsha256-x25519"}, "esp_proposals": []string{"aes256gcm16"},
 		"traffic":   map[string]any{"include": []string{"10.200.0.0/24"}},
-		"qcd":       map[string]any{"enabled": o.QCD},
-		"state_dir": filepath.Join(dir, "client"),
+		"qcd":        map[string]any{"enabled": o.QCD},
+		"resumption": map[string]any{"enabled": !o.NoResumption},
+		"state_dir":  filepath.Join(dir, "client"),
 	}
 	pb, _ := json.Marshal(profile)
 	p, err := sdk.ParseProfile(pb)
@@ -317,7 +322,7 @@ wait:
 					say("failover from %s to %s (%s)", e.From, e.To, e.Reason)
 				}
 			case sdk.EventConnected:
-				res.Resumed = e.Resumed
+				res.Resumed, res.Reconnect = e.Resumed, e.Elapsed
 				if res.FailoverTo == "" {
 					res.FailoverTo = e.Gateway
 				}

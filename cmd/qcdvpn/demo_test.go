@@ -127,3 +127,33 @@ func TestGatewayCLIErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFailover measures, in one run, the failover after a crash
+// with resumption and with a full exchange (make bench; one iteration
+// each is one crash drill: -benchtime=1x).
+func BenchmarkFailover(b *testing.B) {
+	for _, mode := range []struct {
+		name   string
+		noTick bool
+	}{{"resumed", false}, {"full", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			var outage, reconnect time.Duration
+			for range b.N {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				r, err := runDemo(ctx, demoOptions{Restart: true, QCD: true, NoResumption: mode.noTick, Rate: 50,
+					Steady: time.Second, After: 2 * time.Second})
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r.Resumed == mode.noTick {
+					b.Fatalf("resumed = %v", r.Resumed)
+				}
+				outage += r.Outage
+				reconnect += r.Reconnect
+			}
+			b.ReportMetric(float64(outage.Microseconds())/1000/float64(b.N), "outage-ms")
+			b.ReportMetric(float64(reconnect.Microseconds())/1000/float64(b.N), "reconnect-ms")
+		})
+	}
+}

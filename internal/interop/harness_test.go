@@ -48,9 +48,12 @@ type env struct {
 	dir     string
 }
 
-// client is a running `qcdvpn up` in the client namespace.
+// client is a running qcdvpn command: `qcdvpn up` in the client
+// namespace, or `qcdvpn gateway` in a gateway namespace (both print one
+// JSON event per line on stdout).
 type client struct {
 	t      *testing.T
+	name   string // "qcdvpn up", "qcdvpn gateway"
 	cmd    *exec.Cmd
 	events chan map[string]any
 	stderr *strings.Builder
@@ -82,16 +85,26 @@ func writeProfile(t *testing.T, dir string, p map[string]any) string {
 	return path
 }
 
-// startClient runs `qcdvpn up -p profile --events json` in ns.
+// startClient runs `qcdvpn up -p profile --events json` in ns; extra
+// flags come last, so they override the defaults (e.g. "--log-level",
+// "info").
 func startClient(t *testing.T, ns *testbed.NS, profile string, extra ...string) *client {
 	t.Helper()
 	args := append([]string{"up", "-p", profile, "--events", "json", "--log-level", "debug"}, extra...)
+	return startQcdvpn(t, ns, args...)
+}
+
+// startQcdvpn runs `qcdvpn ARGS...` in ns, reading its stdout as JSON
+// events; cleanup kills it (SIGKILL) and, if the test failed, logs its
+// stderr.
+func startQcdvpn(t *testing.T, ns *testbed.NS, args ...string) *client {
+	t.Helper()
 	cmd := ns.Command(context.Background(), qcdvpnBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, cmd: cmd, events: make(chan map[string]any, 100), stderr: &strings.Builder{}, exited: make(chan struct{})}
+	c := &client{t: t, name: "qcdvpn " + args[0], cmd: cmd, events: make(chan map[string]any, 100), stderr: &strings.Builder{}, exited: make(chan struct{})}
 	cmd.Stderr = syncWriter{&c.mu, c.stderr}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -116,7 +129,7 @@ func startClient(t *testing.T, ns *testbed.NS, profile string, extra ...string) 
 		_ = cmd.Process.Kill()
 		<-c.exited
 		if t.Failed() {
-			t.Logf("qcdvpn stderr:\n%s", c.Stderr())
+			t.Logf("%s stderr:\n%s", c.name, c.Stderr())
 		}
 	})
 	return c
@@ -147,15 +160,46 @@ func (c *client) waitEvent(typ string, timeout time.Duration) map[string]any {
 		select {
 		case ev, ok := <-c.events:
 			if !ok {
-				c.t.Fatalf("qcdvpn exited (%v) before %q; stderr:\n%s", c.err, typ, c.Stderr())
+				c.t.Fatalf("%s exited (%v) before %q; stderr:\n%s", c.name, c.err, typ, c.Stderr())
 			}
 			if ev["type"] == typ {
 				return ev
 			}
 		case <-deadline:
-			c.t.Fatalf("no %q event within %s; stderr:\n%s", typ, timeout, c.Stderr())
+			c.t.Fatalf("%s: no %q event within %s; stderr:\n%s", c.name, typ, timeout, c.Stderr())
 		}
 	}
+}
+
+// eventsUntil returns every event up to and including the next one of
+// type typ, in order, failing on timeout or exit.
+func (c *client) eventsUntil(typ string, timeout time.Duration) []map[string]any {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	var seen []map[string]any
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				c.t.Fatalf("%s exited (%v) before %q; events so far %v; stderr:\n%s", c.name, c.err, typ, types(seen), c.Stderr())
+			}
+			seen = append(seen, ev)
+			if ev["type"] == typ {
+				return seen
+			}
+		case <-deadline:
+			c.t.Fatalf("%s: no %q event within %s; events so far %v; stderr:\n%s", c.name, typ, timeout, types(seen), c.Stderr())
+		}
+	}
+}
+
+// types lists the types of evs, for messages.
+func types(evs []map[string]any) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = fmt.Sprint(ev["type"])
+	}
+	return out
 }
 
 // wait returns the exit error once the process ends.
@@ -178,7 +222,7 @@ func (c *client) stop() error {
 	_ = c.cmd.Process.Signal(os.Interrupt)
 	err, ok := c.wait(10 * time.Second)
 	if !ok {
-		return fmt.Errorf("qcdvpn did not exit within 10 s of SIGINT")
+		return fmt.Errorf("%s did not exit within 10 s of SIGINT", c.name)
 	}
 	return err
 }

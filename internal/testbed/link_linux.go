@@ -73,3 +73,42 @@ func NewPair(t testing.TB) *Pair {
 	}
 	return p
 }
+
+// AnotherGateway joins a further gateway namespace to p's client on a veth
+// link of its own, for failover tests: a primary and a backup gateway
+// both reachable from one client. The result shares p.Client; its Net
+// differs from p's in the second octet only, so PoolPrefix and
+// ProtectedPrefix are the same as p's (both gateways protect the same
+// hosts and hand out the same pool).
+func (p *Pair) AnotherGateway(t testing.TB) *Pair {
+	t.Helper()
+	b := p.Net.Addr().As4()
+	x := b[1] + 1 // NewPair's X is 1..250, never 100 or 200
+	if x > 250 {
+		x = 1
+	}
+	if x == 100 || x == 200 {
+		x++
+	}
+	y := b[2]
+	net4 := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, x, y, 0}), 24)
+	c4 := netip.AddrFrom4([4]byte{10, x, y, 1})
+	g4 := netip.AddrFrom4([4]byte{10, x, y, 2})
+	c6 := netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, x, y, 14: 0, 15: 1})
+	g6 := netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, x, y, 14: 0, 15: 2})
+	q := &Pair{
+		Client:   p.Client,
+		Gateway:  NewNS(t, "tbg"),
+		ClientIP: c4, GatewayIP: g4,
+		ClientIP6: c6, GatewayIP6: g6,
+		Net: net4,
+	}
+	q.Link = Connect(t, q.Client, q.Gateway, netip.PrefixFrom(c4, 24), netip.PrefixFrom(g4, 24))
+	if err := addAddr(q.Client, q.Link.AIf, netip.PrefixFrom(c6, 64)); err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	if err := addAddr(q.Gateway, q.Link.BIf, netip.PrefixFrom(g6, 64)); err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	return q
+}

@@ -85,3 +85,10 @@ func NewPair(t testing.TB) *Pair {
 	t.Fatal(ErrNotLinux)
 	return nil
 }
+
+// AnotherGateway fails the test with ErrNotLinux.
+func (p *Pair) AnotherGateway(t testing.TB) *Pair {
+	t.Helper()
+	t.Fatal(ErrNotLinux)
+	return nil
+}

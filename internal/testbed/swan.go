@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,4 +252,140 @@ func tail(text string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// SwanClient is strongSwan as a road-warrior *client*: a swanctl
+// connection that initiates to Remote, asks for a virtual IP (vips =
+// 0.0.0.0) and tunnels RemoteTS, with UDP-encapsulated ESP (encap = yes,
+// which kernel-libipsec needs anyway). Config renders it; start it with
+// StartStrongSwan(t, ns, c.Config()) and bring it up with
+// Initiate(ctx, c.Name, c.Child) (or the defaults "cl", "net").
+type SwanClient struct {
+	// Name and Child name the connection and its child; default "cl"
+	// and "net".
+	Name, Child string
+	// Remote is the gateway's address.
+	Remote netip.Addr
+	// NATT makes charon talk to port 4500 from port 4500 from the first
+	// message on (IKE behind the non-ESP marker), for gateways that only
+	// listen on the NAT-T port; otherwise charon starts on port 500 and
+	// floats to 4500.
+	NATT bool
+	// Proposals and ESPProposals in strongSwan syntax; empty means
+	// charon's defaults.
+	Proposals, ESPProposals string
+	// LocalID and RemoteID are the identities; RemoteID empty means
+	// "whatever the gateway's certificate or PSK says" (%any).
+	LocalID, RemoteID string
+	// PSK selects PSK authentication with this secret (quoted for
+	// swanctl.conf). Without it the client authenticates with the
+	// certificate Cert.
+	PSK string
+	// Cert names the client certificate under x509/ (e.g. "client.pem",
+	// as laid out by PKI.SwanFiles("client", ...)); with it the gateway
+	// is also expected to authenticate with a certificate.
+	Cert string
+	// RemoteTS are the prefixes behind the gateway.
+	RemoteTS []netip.Prefix
+	// ConnExtras and ChildExtras are more lines inside the connection
+	// and inside its child.
+	ConnExtras, ChildExtras string
+	// Files are the credentials (SwanConfig.Files), e.g. PKI.SwanFiles.
+	Files map[string][]byte
+	// CharonOptions are passed on to SwanConfig.CharonOptions.
+	CharonOptions string
+}
+
+// names returns the connection and child names with defaults applied.
+func (c SwanClient) names() (string, string) {
+	name, child := c.Name, c.Child
+	if name == "" {
+		name = "cl"
+	}
+	if child == "" {
+		child = "net"
+	}
+	return name, child
+}
+
+// Config renders the client as a SwanConfig.
+func (c SwanClient) Config() SwanConfig {
+	name, child := c.names()
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	line("%s {", name)
+	line("version = 2")
+	line("remote_addrs = %s", c.Remote)
+	if c.NATT {
+		line("local_port = 4500")
+		line("remote_port = 4500")
+	}
+	line("vips = 0.0.0.0")
+	line("encap = yes")
+	if c.Proposals != "" {
+		line("proposals = %s", c.Proposals)
+	}
+	if c.ConnExtras != "" {
+		line("%s", c.ConnExtras)
+	}
+	auth := "psk"
+	if c.PSK == "" {
+		auth = "pubkey"
+	}
+	line("local {")
+	line("auth = %s", auth)
+	if c.LocalID != "" {
+		line("id = %s", c.LocalID)
+	}
+	if c.Cert != "" {
+		line("certs = %s", c.Cert)
+	}
+	line("}")
+	line("remote {")
+	line("auth = %s", auth)
+	if c.RemoteID != "" {
+		line("id = %s", c.RemoteID)
+	}
+	line("}")
+	line("children {")
+	line("%s {", child)
+	ts := make([]string, len(c.RemoteTS))
+	for i, p := range c.RemoteTS {
+		ts[i] = p.String()
+	}
+	if len(ts) > 0 {
+		line("remote_ts = %s", strings.Join(ts, ","))
+	}
+	if c.ESPProposals != "" {
+		line("esp_proposals = %s", c.ESPProposals)
+	}
+	if c.ChildExtras != "" {
+		line("%s", c.ChildExtras)
+	}
+	line("}")
+	line("}")
+	line("}")
+	cfg := SwanConfig{Connections: b.String(), Files: c.Files, CharonOptions: c.CharonOptions}
+	if c.PSK != "" {
+		var ids strings.Builder
+		n := 0
+		for _, id := range []string{c.LocalID, c.RemoteID} {
+			if id != "" {
+				n++
+				fmt.Fprintf(&ids, "id-%d = %s\n", n, id)
+			}
+		}
+		cfg.Secrets = fmt.Sprintf("ike-1 {\n%ssecret = %q\n}", ids.String(), c.PSK)
+	}
+	return cfg
+}
+
+// Up initiates the client's connection (as configured by c) and waits
+// until charon reports its IKE SA ESTABLISHED, which it returns.
+func (s *StrongSwan) Up(ctx context.Context, c SwanClient) (SA, error) {
+	name, child := c.names()
+	if out, err := s.Initiate(ctx, name, child); err != nil {
+		return SA{}, fmt.Errorf("%w\n%s", err, out)
+	}
+	return s.WaitSA(ctx, name, nil)
 }

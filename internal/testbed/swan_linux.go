@@ -12,14 +12,16 @@ import (
 )
 
 // RequireStrongSwan is RequireRoot plus a check that charon, swanctl, the
-// kernel-libipsec plugin and /dev/net/tun are there; it skips loudly if not.
+// kernel-libipsec and openssl plugins (DefaultPlugins does its crypto through
+// OpenSSL) and /dev/net/tun are there; it skips loudly if not.
 func RequireStrongSwan(t testing.TB) {
 	t.Helper()
 	RequireRoot(t)
-	for _, p := range []string{CharonPath, "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/dev/net/tun"} {
+	for _, p := range []string{CharonPath, "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so",
+		"/usr/lib/ipsec/plugins/libstrongswan-openssl.so", "/dev/net/tun"} {
 		if _, err := os.Stat(p); err != nil {
-			t.Skip(skipPrefix + "strongSwan with kernel-libipsec is needed " +
-				"(Debian: strongswan-charon libcharon-extra-plugins strongswan-swanctl): " + err.Error())
+			t.Skip(skipPrefix + "strongSwan with kernel-libipsec and openssl is needed " +
+				"(Debian: strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl): " + err.Error())
 		}
 	}
 	for _, tool := range []string{"swanctl", "unshare", "mount"} {
