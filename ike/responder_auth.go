@@ -26,24 +26,47 @@ func (r *Responder) authRequest(ho *halfOpen, d Datagram, h wire.Header) {
 	ho.mu.Lock()
 	defer ho.mu.Unlock()
 	if ho.authResp != nil {
+		// A retransmission (of the request, or of the fragment that
+		// completed it) gets the same answer.
 		if bytes.Equal(ho.authReq, d.Data) {
-			_ = r.t.Send(ho.authResp, d.From, d.Encap)
+			for _, m := range ho.authResp {
+				_ = r.t.Send(m, d.From, d.Encap)
+			}
 		}
 		return
 	}
 	if h.Exchange != wire.ExchangeIKEAuth || h.MessageID != 1 || h.IsResponse() || !h.IsInitiator() {
 		return
 	}
-	_, ps, err := ho.keys.open(d.Data)
-	if err != nil {
-		// Unprotected or forged: it must not change any state.
-		r.log.Debug("IKE_AUTH does not decrypt", "from", d.From, "err", err)
+	if ho.frags == nil {
+		ho.frags = newReassembler(0, 0)
+		ho.frags.expect(false, 1)
+	}
+	_, ps, complete, err := ho.frags.add(d.Data, ho.keys)
+	if errors.Is(err, errNotFragment) {
+		_, ps, err = ho.keys.open(d.Data)
+		complete = true
+	}
+	if err != nil || !complete {
+		// Unprotected, forged or a fragment of more to come: it must not
+		// change any state.
+		if err != nil {
+			r.log.Debug("IKE_AUTH does not decrypt", "from", d.From, "err", err)
+		}
 		return
 	}
 	res := r.authenticate(ho, d, ps)
 	hdr := wire.Header{SPIi: ho.spii, SPIr: ho.spir, Version: wire.Version2, Exchange: wire.ExchangeIKEAuth,
 		Flags: wire.FlagResponse, MessageID: 1}
-	raw, err := ho.keys.seal(hdr, res.payloads, r.rand)
+	var raw [][]byte
+	if ho.peerFragment {
+		// RFC 7383: certificate chains push IKE_AUTH past the path MTU.
+		raw, err = ho.keys.sealFragmented(hdr, res.payloads, maxDatagramFor(d.From.Addr().Is6(), d.Encap), r.rand)
+	} else {
+		var one []byte
+		one, err = ho.keys.seal(hdr, res.payloads, r.rand)
+		raw = [][]byte{one}
+	}
 	if err != nil {
 		r.log.Warn("sealing IKE_AUTH response", "err", err)
 		r.attachLeases(res.leases, nil)
@@ -80,7 +103,9 @@ func (r *Responder) authRequest(ho *halfOpen, d Datagram, h wire.Header) {
 		}
 		s.Start(hooks, r.cfg.Timers)
 	}
-	_ = r.t.Send(raw, d.From, d.Encap)
+	for _, m := range raw {
+		_ = r.t.Send(m, d.From, d.Encap)
+	}
 	if s != nil {
 		s.log.Info("IKE SA established", "suite", s.Suite.String(), "child", s.Child.Suite.String(),
 			"virtual_ips", fmt.Sprint(s.VirtualIPs), "encap", s.encap)

@@ -42,8 +42,12 @@ type halfOpen struct {
 
 	resumed *resumeTicket // from IKE_SESSION_RESUME, else nil
 
-	mu                sync.Mutex // serialises IKE_AUTH handling
-	authReq, authResp []byte
+	peerFragment bool         // the initiator supports RFC 7383
+	frags        *reassembler // IKE_AUTH fragments
+
+	mu       sync.Mutex // serialises IKE_AUTH handling
+	authReq  []byte     // the request (first fragment) answered
+	authResp [][]byte   // our response or its fragments
 }
 
 // saInit answers an IKE_SA_INIT request (RFC 7296 §1.2): COOKIE,
@@ -145,6 +149,10 @@ func (r *Responder) newHalfOpen(d Datagram, h wire.Header, m *wire.Message, chos
 	ps = append(ps, r.natDetection(ho, d, m)...)
 	if r.roots != nil {
 		ps = append(ps, &wire.CertReq{Encoding: wire.CertX509Signature, Data: caHashes(r.cfg.CAs)})
+	}
+	if m.Notify(wire.NotifyIKEv2FragmentationSupported) != nil {
+		ho.peerFragment = true
+		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})
 	}
 	if n := m.Notify(wire.NotifySignatureHashAlgorithms); n != nil {
 		ho.peerHashes, _ = auth.ParseHashAlgorithms(n.Data)

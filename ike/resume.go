@@ -403,6 +403,7 @@ func (r *Responder) resumeInit(d Datagram, h wire.Header) {
 	ps := []wire.Payload{&wire.Nonce{Data: nr}}
 	ps = append(ps, r.natDetection(ho, d, m)...)
 	if m.Notify(wire.NotifyIKEv2FragmentationSupported) != nil {
+		ho.peerFragment = true
 		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})
 	}
 	resp := wire.Message{

@@ -22,7 +22,7 @@ type ikeState struct {
 	suite      Suite
 	nextID     uint32 // our next request's message ID
 	peerNext   uint32 // the peer's next expected request ID
-	lastResp   []byte // cached response to the peer's last request
+	lastResp   [][]byte // cached response (or its fragments) to the peer's last request
 }
 
 // ourSPI is the SPI we chose; the transport routes on it.
@@ -638,7 +638,9 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	}
 	switch {
 	case h.MessageID+1 == st.peerNext && st.lastResp != nil:
-		_ = s.t.Send(st.lastResp, s.remote, s.encap)
+		for _, m := range st.lastResp {
+			_ = s.t.Send(m, s.remote, s.encap)
+		}
 		return
 	case h.MessageID != st.peerNext:
 		return
@@ -650,7 +652,7 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 		return
 	}
 	st.peerNext++
-	st.lastResp = raw
+	st.lastResp = [][]byte{raw}
 	_ = s.t.Send(raw, s.remote, s.encap)
 	if after != nil {
 		after()
