@@ -42,6 +42,10 @@ type Config struct {
 
 	// RequestIPv4/RequestIPv6 ask the gateway for a virtual address.
 	RequestIPv4, RequestIPv6 bool
+	// RedirectedFrom is the gateway that redirected us here (RFC 5685
+	// REDIRECTED_FROM); otherwise IKE_SA_INIT says REDIRECT_SUPPORTED.
+	RedirectedFrom netip.Addr
+
 	// PreviousIPs are asked for again in the CP request, so a reconnect
 	// or resumption keeps the tunnel's addresses (RFC 5723 Note 5).
 	PreviousIPs []netip.Addr

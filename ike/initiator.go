@@ -164,6 +164,7 @@ func (st *initState) saInitRequest() ([]byte, error) {
 		&wire.Notify{NotifyType: wire.NotifySignatureHashAlgorithms, Data: auth.EncodeHashAlgorithms(auth.SignatureHashes())},
 		&wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported},
 	)
+	ps = append(ps, st.redirectNotifies()...)
 	m := wire.Message{
 		Header:   wire.Header{SPIi: st.spii, Version: 0x20, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagInitiator},
 		Payloads: ps,
@@ -189,17 +190,30 @@ func (st *initState) saInit(ctx context.Context) error {
 		}
 		var resp *wire.Message
 		var raw []byte
+		var redirect *RedirectTarget
 		err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, [][]byte{req}, st.remote, st.encap, func(d Datagram) bool {
 			m, err := wire.Parse(d.Data)
 			if err != nil || m.Header.SPIi != st.spii || !m.Header.IsResponse() ||
 				m.Header.Exchange != wire.ExchangeIKESAInit || m.Header.MessageID != 0 {
 				return false
 			}
+			if n := m.Notify(wire.NotifyRedirect); n != nil {
+				// RFC 5685 §3: only with our nonce; anything else is
+				// an injection, ignored while we wait on.
+				t, nonce, err := parseRedirect(n.Data)
+				if err != nil || !bytesEqual(nonce, st.ni) {
+					return false
+				}
+				redirect = &t
+			}
 			resp, raw = m, d.Data
 			return true
 		})
 		if err != nil {
 			return fmt.Errorf("IKE_SA_INIT with %s: %w", st.remote, err)
+		}
+		if redirect != nil {
+			return &RedirectError{To: *redirect, Phase: "IKE_SA_INIT"}
 		}
 		if attempt >= maxInitRetries {
 			return fmt.Errorf("IKE_SA_INIT with %s: gateway keeps asking for retries", st.remote)
@@ -499,6 +513,14 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 		}
 	}
 
+	if n := wire.FindNotify(ps, wire.NotifyRedirect); n != nil {
+		// RFC 5685 §6: the gateway is authenticated; it sends us on.
+		t, _, err := parseRedirect(n.Data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &RedirectError{To: t, Phase: "IKE_AUTH"}
+	}
 	s := newSession(st)
 	s.PeerID = got
 	s.initiatorRole = true

@@ -74,6 +74,12 @@ type ResponderConfig struct {
 	// d.Data is its own.
 	UnknownSA func(d Datagram)
 
+	// RedirectInit and RedirectAuth send a client elsewhere (RFC 5685)
+	// in the IKE_SA_INIT response or, after checking its AUTH, in the
+	// IKE_AUTH response; only clients that said they support redirects.
+	RedirectInit func(from netip.AddrPort) (RedirectTarget, bool)
+	RedirectAuth func(peer auth.Identity, from netip.AddrPort) (RedirectTarget, bool)
+
 	// Tickets opens RFC 5723 tickets presented in IKE_SESSION_RESUME; nil
 	// answers every ticket with TICKET_NACK.
 	Tickets TicketAuthority
@@ -154,6 +160,7 @@ type ResponderStats struct {
 	NoProposal  uint64 // IKE_SA_INIT requests answered with NO_PROPOSAL_CHOSEN
 	ChildFailed uint64 // authenticated, but no Child SA could be made
 	Resumed     uint64 // sessions established by IKE_SESSION_RESUME
+	Redirected  uint64 // clients sent to another gateway
 	TicketNack  uint64 // tickets refused
 }
 

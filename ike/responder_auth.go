@@ -149,6 +149,14 @@ func (r *Responder) authenticate(ho *halfOpen, d Datagram, ps []wire.Payload) au
 			return fail
 		}
 	}
+	if r.cfg.RedirectAuth != nil && ho.redirectOK {
+		if to, ok := r.cfg.RedirectAuth(peer, d.From); ok {
+			// RFC 5685 §6: authenticated both ways, no Child SA.
+			r.count(func(s *ResponderStats) { s.Redirected++ })
+			r.log.Info("IKE_AUTH: redirecting", "peer", peer.String(), "to", to.String())
+			return authResult{payloads: append(out, &wire.Notify{NotifyType: wire.NotifyRedirect, Data: encodeRedirect(to, nil)})}
+		}
+	}
 	if wire.FindNotify(ps, wire.NotifyInitialContact) != nil {
 		r.replacePeer(peer)
 	}
@@ -164,6 +172,7 @@ func (r *Responder) authenticate(ho *halfOpen, d Datagram, ps []wire.Payload) au
 	s.AuthNotifies = wire.FindAll[*wire.Notify](ps)
 	s.authMethod = method
 	s.resumed = ho.resumed != nil
+	s.redirectOK = ho.redirectOK
 	if r.cfg.AuthResponseNotifies != nil {
 		// RFC 6290 §4.1: after AUTH, before CP and the Child SA.
 		for _, n := range r.cfg.AuthResponseNotifies(s) {

@@ -40,7 +40,8 @@ type halfOpen struct {
 
 	counted bool // in stats.HalfOpen; guarded by Responder.mu
 
-	resumed *resumeTicket // from IKE_SESSION_RESUME, else nil
+	resumed    *resumeTicket // from IKE_SESSION_RESUME, else nil
+	redirectOK bool          // the initiator supports RFC 5685
 
 	peerFragment bool         // the initiator supports RFC 7383
 	frags        *reassembler // IKE_AUTH fragments
@@ -78,6 +79,14 @@ func (r *Responder) saInit(d Datagram, h wire.Header) {
 	}
 	if !r.checkCookie(d, h, m, nonce.Data) {
 		return
+	}
+	if r.cfg.RedirectInit != nil && peerSupportsRedirect(m) {
+		if to, ok := r.cfg.RedirectInit(d.From); ok {
+			r.count(func(s *ResponderStats) { s.Redirected++ })
+			r.log.Info("IKE_SA_INIT: redirecting", "from", d.From, "to", to.String())
+			r.initNotify(d, h, wire.NotifyRedirect, encodeRedirect(to, nonce.Data))
+			return
+		}
 	}
 	chosen, suite, ok := chooseProposal(sa.Proposals, r.cfg.IKEProposals, wire.ProtoIKE, nil, ke.Group)
 	if !ok {
@@ -147,6 +156,7 @@ func (r *Responder) newHalfOpen(d Datagram, h wire.Header, m *wire.Message, chos
 		&wire.Nonce{Data: nr},
 	}
 	ps = append(ps, r.natDetection(ho, d, m)...)
+	ho.redirectOK = peerSupportsRedirect(m)
 	if r.roots != nil {
 		ps = append(ps, &wire.CertReq{Encoding: wire.CertX509Signature, Data: caHashes(r.cfg.CAs)})
 	}

@@ -233,6 +233,7 @@ func (st *initState) resumeRequest(ticket []byte) ([]byte, error) {
 		&wire.Notify{NotifyType: wire.NotifyNATDetectionDestinationIP, Data: natHash(st.spii, 0, st.remote)},
 		&wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported},
 	)
+	ps = append(ps, st.redirectNotifies()...)
 	m := wire.Message{
 		Header:   wire.Header{SPIi: st.spii, Version: wire.Version2, Exchange: wire.ExchangeIKESessionResume, Flags: wire.FlagInitiator},
 		Payloads: ps,
@@ -402,6 +403,7 @@ func (r *Responder) resumeInit(d Datagram, h wire.Header) {
 	}
 	ps := []wire.Payload{&wire.Nonce{Data: nr}}
 	ps = append(ps, r.natDetection(ho, d, m)...)
+	ho.redirectOK = peerSupportsRedirect(m)
 	if m.Notify(wire.NotifyIKEv2FragmentationSupported) != nil {
 		ho.peerFragment = true
 		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported})

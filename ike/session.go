@@ -208,6 +208,7 @@ type Session struct {
 	initiatorRole bool  // we initiated the IKE SA first (the client)
 	authMethod    uint8 // the initiator's AUTH method (for tickets)
 	resumed       bool  // made by IKE_SESSION_RESUME
+	redirectOK    bool  // the initiator supports RFC 5685 redirects
 
 	// Loop-owned state.
 	cur        *ikeState
@@ -419,11 +420,7 @@ func (s *Session) Close(ctx context.Context) error {
 	if !started {
 		// No loop to wait for an answer: tell the gateway once, so it
 		// frees the SA and its address lease.
-		st := s.cur
-		if raw, err := st.keys.seal(st.header(wire.ExchangeInformational, st.nextID, false),
-			[]wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, s.rand); err == nil {
-			_ = s.t.Send(raw, s.remote, s.encap)
-		}
+		s.sendDeleteOnce()
 		s.finish(ErrClosed)
 		return nil
 	}
@@ -446,6 +443,17 @@ func (s *Session) Close(ctx context.Context) error {
 	s.finish(ErrClosed)
 	s.wg.Wait()
 	return err
+}
+
+// sendDeleteOnce tells the gateway, without waiting, that the IKE SA is
+// gone.
+func (s *Session) sendDeleteOnce() {
+	st := s.cur
+	if raw, err := st.keys.seal(st.header(wire.ExchangeInformational, st.nextID, false),
+		[]wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, s.rand); err == nil {
+		st.nextID++
+		_ = s.t.Send(raw, s.remote, s.encap)
+	}
 }
 
 // close releases a session that never started its loop.
@@ -687,6 +695,15 @@ func (s *Session) handleRequest(st *ikeState, h wire.Header, ps []wire.Payload) 
 // informational answers liveness checks, deletes and notifies.
 func (s *Session) informational(st *ikeState, ps []wire.Payload) ([]wire.Payload, func()) {
 	s.reportNotifies(st, ps)
+	if n := wire.FindNotify(ps, wire.NotifyRedirect); n != nil && s.initiatorRole {
+		// RFC 5685 §5: acknowledge, delete the SA, move on.
+		if t, nonce, err := parseRedirect(n.Data); err == nil && len(nonce) == 0 {
+			return nil, func() {
+				s.sendDeleteOnce()
+				s.finish(&RedirectError{To: t, Phase: "session"})
+			}
+		}
+	}
 	resp := s.respondNotifies(st, false, ps)
 	for _, p := range ps {
 		del, ok := p.(*wire.Delete)
