@@ -27,6 +27,7 @@ import (
 
 	"github.com/qcdvpn/qcdvpn/esp"
 	"github.com/qcdvpn/qcdvpn/ike"
+	"github.com/qcdvpn/qcdvpn/ike/auth"
 	"github.com/qcdvpn/qcdvpn/ike/wire"
 	"github.com/qcdvpn/qcdvpn/qcd"
 	"github.com/qcdvpn/qcdvpn/resume"
@@ -36,7 +37,7 @@ import (
 // Event is one thing the gateway reports (`--events json`).
 type Event struct {
 	Time      time.Time
-	Type      string // listening, client_connected, client_gone, qcd_sent, ticket_issued, ticket_nack, stopped
+	Type      string // listening, client_connected, client_gone, qcd_sent, ticket_issued, ticket_nack, redirect, stopped
 	Peer      string // client identity
 	Remote    string // client address
 	SPIi      string
@@ -282,6 +283,26 @@ func (g *Gateway) openResponders() error {
 		if g.tickets != nil {
 			rc.Tickets = g.tickets
 		}
+		if to := g.cfg.Redirect.InitTo; to != "" {
+			target, err := ike.ParseRedirectTarget(to)
+			if err != nil {
+				return fmt.Errorf("gateway: redirect.init_to: %w", err)
+			}
+			rc.RedirectInit = func(from netip.AddrPort) (ike.RedirectTarget, bool) {
+				g.emit(Event{Type: "redirect", Remote: from.String(), Kind: "IKE_SA_INIT", Reason: "to " + target.String()})
+				return target, true
+			}
+		}
+		if to := g.cfg.Redirect.AuthTo; to != "" {
+			target, err := ike.ParseRedirectTarget(to)
+			if err != nil {
+				return fmt.Errorf("gateway: redirect.auth_to: %w", err)
+			}
+			rc.RedirectAuth = func(peer auth.Identity, from netip.AddrPort) (ike.RedirectTarget, bool) {
+				g.emit(Event{Type: "redirect", Peer: peer.String(), Remote: from.String(), Kind: "IKE_AUTH", Reason: "to " + target.String()})
+				return target, true
+			}
+		}
 		r, err := ike.NewResponder(rc, t)
 		if err != nil {
 			return fmt.Errorf("gateway: %w", err)
@@ -464,6 +485,29 @@ func (g *Gateway) abandonSessions() {
 }
 
 var errCrashed = errors.New("gateway crashed (drill)")
+
+// RedirectAll sends every client that supports it to target (RFC 5685
+// §5) and returns how many were told.
+func (g *Gateway) RedirectAll(target string) (int, error) {
+	t, err := ike.ParseRedirectTarget(target)
+	if err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	ss := make([]*ike.Session, 0, len(g.sessions))
+	for s := range g.sessions {
+		ss = append(ss, s)
+	}
+	g.mu.Unlock()
+	n := 0
+	for _, s := range ss {
+		if s.Redirect(t) {
+			n++
+			g.emit(Event{Type: "redirect", Peer: s.PeerID.String(), Remote: s.Remote().String(), Kind: "session", Reason: "to " + t.String()})
+		}
+	}
+	return n, nil
+}
 
 // stopSessions deletes every IKE SA, waiting at most a second for answers.
 func (g *Gateway) stopSessions() {

@@ -68,6 +68,69 @@ type Client struct {
 	// tunnel addresses asked for again on the next connect.
 	gwIndex int
 	lastIPs []netip.Addr
+	// redirects are when the gateways sent us elsewhere (RFC 5685 §7
+	// loop protection); redirectedFrom goes into the next IKE_SA_INIT.
+	redirects      []time.Time
+	redirectedFrom netip.Addr
+}
+
+// RFC 5685 §7 defaults: at most 5 redirects in 300 s.
+const (
+	maxRedirects       = 5
+	redirectLoopPeriod = 300 * time.Second
+)
+
+// allowRedirect records a redirect and reports whether it may be followed.
+func (c *Client) allowRedirect() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	keep := c.redirects[:0]
+	for _, t := range c.redirects {
+		if now.Sub(t) < redirectLoopPeriod {
+			keep = append(keep, t)
+		}
+	}
+	c.redirects = keep
+	if len(keep) >= maxRedirects {
+		return false
+	}
+	c.redirects = append(c.redirects, now)
+	return true
+}
+
+// followRedirect connects to every address of the redirect target in
+// turn, on the port we used, saying where we came from.
+func (c *Client) followRedirect(ctx context.Context, t *ike.Transport, from netip.AddrPort, re *ike.RedirectError, short bool) error {
+	if !c.allowRedirect() {
+		return fmt.Errorf("%w; not followed: more than %d redirects in %s", re, maxRedirects, redirectLoopPeriod)
+	}
+	var addrs []netip.Addr
+	if re.To.Addr.IsValid() {
+		addrs = []netip.Addr{re.To.Addr.Unmap()}
+	} else {
+		var err error
+		if addrs, err = resolve(ctx, re.To.FQDN); err != nil {
+			return fmt.Errorf("redirect target %s: %w", re.To.FQDN, err)
+		}
+	}
+	var errs []error
+	for _, a := range addrs {
+		to := netip.AddrPortFrom(a, from.Port())
+		c.emit(Event{Type: EventFailover, From: from.Addr().String(), To: a.String(), Gateway: a.String(), Reason: "redirect"})
+		c.mu.Lock()
+		c.redirectedFrom = from.Addr()
+		c.mu.Unlock()
+		err := c.connectTo(ctx, t, to, short)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("redirected to %s: %w", to, err))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // NewClient checks the profile and prepares a client; nothing is sent yet.
@@ -274,6 +337,7 @@ func (c *Client) attemptConfig(short bool) *ike.Config {
 	cfg := *c.ikeCfg
 	c.mu.Lock()
 	cfg.PreviousIPs = c.lastIPs
+	cfg.RedirectedFrom, c.redirectedFrom = c.redirectedFrom, netip.Addr{}
 	c.mu.Unlock()
 	if short && cfg.Retransmit.Tries > 3 {
 		cfg.Retransmit.Tries = 3
@@ -300,6 +364,8 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 		case errors.Is(err, ike.ErrTicketRejected):
 			c.log.Info("ticket refused, running a full exchange", "gateway", remote)
 			c.forgetRecord(rec.ID)
+		case errors.As(err, new(*ike.RedirectError)):
+			c.forgetRecord(rec.ID) // the gateway took the ticket before redirecting
 		case ctx.Err() != nil:
 			c.putBack(rec)
 			return ctx.Err()
@@ -308,8 +374,13 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 			c.putBack(rec)
 		}
 	}
-	if s == nil {
+	if s == nil && !errors.As(err, new(*ike.RedirectError)) {
 		s, err = ike.Initiate(ctx, c.attemptConfig(short), t, remote)
+	}
+	if re := (*ike.RedirectError)(nil); errors.As(err, &re) {
+		c.log.Info("redirected", "gateway", remote, "to", re.To.String(), "phase", re.Phase)
+		c.emit(Event{Type: EventConnectFailed, Gateway: remote.String(), Error: err.Error()})
+		return c.followRedirect(ctx, t, remote, re, short)
 	}
 	if err != nil {
 		c.log.Info("connect failed", "gateway", remote, "err", err)
@@ -470,6 +541,8 @@ func (c *Client) Wait(ctx context.Context) error {
 		case errors.Is(err, ike.ErrPeerDeleted):
 			why = "gateway_deleted"
 		}
+		var re *ike.RedirectError
+		redirected := errors.As(err, &re)
 		c.emit(Event{Type: EventDisconnected, Gateway: gw, Reason: err.Error()})
 		c.mu.Lock()
 		tn := c.tn
@@ -482,6 +555,17 @@ func (c *Client) Wait(ctx context.Context) error {
 		}
 		if why == "qcd_verified" && c.resolved().FailoverSame {
 			next = c.gwIndex
+		}
+		if redirected {
+			// RFC 5685 §5: the gateway sends us elsewhere; the list is
+			// the fallback.
+			if t, terr := c.transport(); terr == nil {
+				remote := s.Remote()
+				if c.followRedirect(ctx, t, remote, re, true) == nil {
+					continue
+				}
+			}
+			why = "redirect"
 		}
 		if err := c.reconnect(ctx, next, why); err != nil {
 			c.stopTunnel()

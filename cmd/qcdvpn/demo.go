@@ -36,11 +36,11 @@ type demoOptions struct {
 	// NoResumption turns tickets off in the client: failover by a full
 	// exchange, to compare.
 	NoResumption bool
-	Rate    int // echo packets per second
-	Steady  time.Duration
-	After   time.Duration // how long traffic runs after the crash
-	Log     *slog.Logger
-	Out     io.Writer // progress lines; nil: none
+	Rate         int // echo packets per second
+	Steady       time.Duration
+	After        time.Duration // how long traffic runs after the crash
+	Log          *slog.Logger
+	Out          io.Writer // progress lines; nil: none
 }
 
 // demoResult is the drill's timeline.
@@ -214,8 +214,8 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 	for _, g := range gws {
 		cfg := map[string]any{
 			"listen": []string{g.addr.String()}, "id": "gw.demo",
-			"auth":   map[string]any{"method": "psk", "psk": "0x" + psk},
-			"pool":   []string{"10.100.0.0/24"}, "local_ts": []string{"10.200.0.0/24"},
+			"auth": map[string]any{"method": "psk", "psk": "0x" + psk},
+			"pool": []string{"10.100.0.0/24"}, "local_ts": []string{"10.200.0.0/24"},
 			"ike_proposals": []string{"aes256gcm16-prfsha256-x25519"}, "esp_proposals": []string{"aes256gcm16"},
 			"qcd":       map[string]any{"secret_file": filepath.Join(dir, "qcd.secret")},
 			"tickets":   map[string]any{"keys": []any{map[string]any{"id": "k1", "key_hex": hex.EncodeToString(ticketKey)}}, "lifetime": "1h"},
@@ -244,7 +244,7 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 		"remote_id": "gw.demo", "local_id": "client.demo",
 		"auth":          map[string]any{"method": "psk", "psk": "0x" + psk},
 		"ike_proposals": []string{"aes256gcm16-prfsha256-x25519"}, "esp_proposals": []string{"aes256gcm16"},
-		"traffic":   map[string]any{"include": []string{"10.200.0.0/24"}},
+		"traffic":    map[string]any{"include": []string{"10.200.0.0/24"}},
 		"qcd":        map[string]any{"enabled": o.QCD},
 		"resumption": map[string]any{"enabled": !o.NoResumption},
 		"state_dir":  filepath.Join(dir, "client"),

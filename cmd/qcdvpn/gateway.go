@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -25,8 +27,9 @@ func cmdGateway(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(cfgPath, "config", "", "same as -c")
 	events := fs.String("events", "text", "event output: text (human lines on stderr) or json (one object per line on stdout)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
+	control := fs.Bool("control", false, "read commands from stdin, one per line: \"redirect TARGET\" (RFC 5685, every connected client), \"stop\"")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: qcdvpn gateway -c GATEWAY.json [--events json] [--log-level LEVEL]\n\nRuns the qcdvpn IKEv2 gateway (QCD token maker, resumption tickets) until SIGINT or SIGTERM.\n\n")
+		fmt.Fprint(stderr, "Usage: qcdvpn gateway -c GATEWAY.json [--events json] [--control] [--log-level LEVEL]\n\nRuns the qcdvpn IKEv2 gateway (QCD token maker, resumption tickets) until SIGINT or SIGTERM.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -76,9 +79,35 @@ func cmdGateway(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *control {
+		go controlLoop(os.Stdin, g, stop, log)
+	}
 	if err := g.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
 		return 1
 	}
 	return 0
+}
+
+// controlLoop runs the gateway's stdin commands.
+func controlLoop(in io.Reader, g *gateway.Gateway, stop func(), log *slog.Logger) {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 0:
+		case f[0] == "redirect" && len(f) == 2:
+			n, err := g.RedirectAll(f[1])
+			if err != nil {
+				log.Warn("control: redirect", "err", err)
+				continue
+			}
+			log.Info("control: redirected", "clients", n, "to", f[1])
+		case f[0] == "stop" && len(f) == 1:
+			stop()
+			return
+		default:
+			log.Warn("control: unknown command (want \"redirect TARGET\" or \"stop\")", "line", sc.Text())
+		}
+	}
 }
