@@ -2,7 +2,7 @@ package interop
 
 import (
 	"context"
-	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,34 +50,16 @@ func TestNetThroughput(t *testing.T) {
 	var theirs float64
 	t.Run("strongswan-strongswan", func(t *testing.T) {
 		e, _ := gateway(t, gwOpts{auth: "psk", ikeProposal: ikeProp, espProposal: espProp})
-		cl := testbed.StartStrongSwan(t, e.pair.Client, testbed.SwanConfig{
-			Connections: fmt.Sprintf(`cl {
-version = 2
-remote_addrs = %s
-vips = 0.0.0.0
-proposals = %s
-encap = yes
-local {
-auth = psk
-id = client.example
-}
-remote {
-auth = psk
-id = gw.example
-}
-children {
-net {
-remote_ts = %s
-esp_proposals = %s
-}
-}
-}`, e.pair.GatewayIP, ikeProp, e.pair.ProtectedPrefix(), espProp),
-			Secrets: fmt.Sprintf("ike-1 {\nid-1 = client.example\nid-2 = gw.example\nsecret = %q\n}", testPSK),
-		})
+		sc := testbed.SwanClient{
+			Remote: e.pair.GatewayIP, Proposals: ikeProp, ESPProposals: espProp,
+			LocalID: "client.example", RemoteID: "gw.example", PSK: testPSK,
+			RemoteTS: []netip.Prefix{e.pair.ProtectedPrefix()},
+		}
+		cl := testbed.StartStrongSwan(t, e.pair.Client, sc.Config())
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if out, err := cl.Initiate(ctx, "cl", "net"); err != nil {
-			t.Fatalf("strongSwan client: %v\n%s", err, out)
+		if _, err := cl.Up(ctx, sc); err != nil {
+			t.Fatalf("strongSwan client: %v", err)
 		}
 		theirs = iperf(t, e, e.pair.ProtectedPrefix().Addr().Next(), secs, false)
 	})

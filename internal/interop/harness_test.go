@@ -128,6 +128,11 @@ func startQcdvpn(t *testing.T, ns *testbed.NS, args ...string) *client {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-c.exited
+		// The binary is built with -race; a killed process has no exit
+		// status to tell of a race, its stderr does.
+		if strings.Contains(c.Stderr(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race", c.name)
+		}
 		if t.Failed() {
 			t.Logf("%s stderr:\n%s", c.name, c.Stderr())
 		}
@@ -189,6 +194,23 @@ func (c *client) eventsUntil(typ string, timeout time.Duration) []map[string]any
 			}
 		case <-deadline:
 			c.t.Fatalf("%s: no %q event within %s; events so far %v; stderr:\n%s", c.name, typ, timeout, types(seen), c.Stderr())
+		}
+	}
+}
+
+// pending returns the events already received and not yet read, without
+// waiting.
+func (c *client) pending() []map[string]any {
+	var out []map[string]any
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				return out
+			}
+			out = append(out, ev)
+		default:
+			return out
 		}
 	}
 }
