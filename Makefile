@@ -2,9 +2,9 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: check deps vet test fuzz crossbuild build bench bench-net
+.PHONY: check deps vet test fuzz crossbuild build bench bench-net mobile mobile-test flood
 
-check: deps vet build crossbuild test fuzz
+check: deps vet build crossbuild test flood mobile mobile-test fuzz
 
 deps:
 	./scripts/install-deps.sh
@@ -31,3 +31,19 @@ bench:
 # run (root, namespaces).
 bench-net: deps
 	QCDVPN_BENCH_NET=1 $(GO) test -count=1 -v -run '^TestNetThroughput$$' -timeout 10m ./internal/interop/
+
+# The QCD flood test once more without the race detector, where its
+# CPU bound (< 1 core at >= 20,000 forged messages/s) is asserted.
+flood:
+	$(GO) test -count=1 -run '^TestQCDFlood$$' ./internal/e2e/
+
+# Java and Objective-C bindings of ./mobile into build/mobile; the go.mod keeps
+# the generated Go package out of ./... (vet, crossbuild, test).
+mobile:
+	rm -rf build/mobile
+	$(GO) tool gobind -lang=go,java,objc -javapkg=org.qcdvpn -prefix=QCD -outdir=build/mobile ./mobile
+	printf 'module gobind\n' > build/mobile/src/gobind/go.mod
+
+# The Java binding on the host JVM against a qcdvpn gateway on loopback.
+mobile-test:
+	./scripts/mobile-test.sh

@@ -20,8 +20,8 @@ type ikeState struct {
 	initiator  bool // we are the original initiator of this IKE SA
 	keys       *saKeys
 	suite      Suite
-	nextID     uint32 // our next request's message ID
-	peerNext   uint32 // the peer's next expected request ID
+	nextID     uint32   // our next request's message ID
+	peerNext   uint32   // the peer's next expected request ID
 	lastResp   [][]byte // cached response (or its fragments) to the peer's last request
 }
 

@@ -61,6 +61,7 @@ type Transport struct {
 	encap   map[netip.AddrPort]bool
 	esp     ESPHandler
 	unknown UnknownHandler
+	unprot  UnknownHandler
 
 	batch batchConn
 	// natt: every peer frames IKE behind the non-ESP marker (a socket
@@ -137,6 +138,18 @@ func (t *Transport) SetESPHandler(h ESPHandler) {
 func (t *Transport) SetNATT(on bool) {
 	t.mu.Lock()
 	t.natt = on
+	t.mu.Unlock()
+}
+
+// SetUnprotectedHandler installs the receiver for messages that name one
+// of our IKE SAs but carry no SK payload and are no handshake response
+// (RFC 6290 §4.5: INVALID_IKE_SPI / INVALID_SPI with QCD tokens). It runs
+// on the read goroutine, so a flood of them is judged (and rate-limited)
+// there and never crowds the SA's own queue of real messages; it must not
+// block or retain the data. Without it they go to the SA.
+func (t *Transport) SetUnprotectedHandler(h UnknownHandler) {
+	t.mu.Lock()
+	t.unprot = h
 	t.mu.Unlock()
 }
 
@@ -308,7 +321,6 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 	if len(b) < wire.HeaderLen {
 		return nil, false
 	}
-	d := Datagram{Data: append([]byte(nil), b...), From: from, Encap: encap}
 	// Our SPI is SPIi of SAs we initiated and SPIr of those the gateway
 	// initiated (a gateway-started IKE rekey).
 	t.mu.Lock()
@@ -316,8 +328,13 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 	if !ok {
 		ch, ok = t.sas[binary.BigEndian.Uint64(b[8:])]
 	}
-	unknown := t.unknown
+	unknown, unprot := t.unknown, t.unprot
 	t.mu.Unlock()
+	if ok && unprot != nil && isUnprotectedNotice(b) {
+		unprot(Datagram{Data: b, From: from, Encap: encap})
+		return nil, false
+	}
+	d := Datagram{Data: append([]byte(nil), b...), From: from, Encap: encap}
 	if !ok {
 		if unknown != nil {
 			unknown(d)
@@ -330,4 +347,13 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 		t.log.Debug("ike inbound queue full, dropped", "from", from)
 	}
 	return nil, false
+}
+
+// isUnprotectedNotice reports whether an IKE message has no SK/SKF
+// payload and is not a response of the initial exchanges (those are
+// unprotected by design and belong to a handshake).
+func isUnprotectedNotice(b []byte) bool {
+	next, exch := wire.PayloadType(b[16]), wire.ExchangeType(b[18])
+	return next != wire.PayloadSK && next != wire.PayloadSKF &&
+		exch != wire.ExchangeIKESAInit && exch != wire.ExchangeIKESessionResume
 }

@@ -17,3 +17,15 @@ END {
 	for (s in suites) if (v["RawAEAD", s] > 0)
 		printf "%-22s %12.0f %12.0f %12.0f %10.2f %10.2f %8s\n", s, v["Seal", s], v["Open", s], v["RawAEAD", s], v["Seal", s] / v["RawAEAD", s], v["Open", s] / v["RawAEAD", s], al["Seal", s] "/" al["Open", s]
 }' build/bench.txt | sort
+
+echo
+echo "QCD token verification and tickets (0 allocs/op expected for Check):"
+go test -run='^$' -bench='Check|Parse|Issue|Open' -benchmem -count=1 ./qcd/ ./resume/ | grep -E '^Benchmark' | tee -a build/bench.txt
+
+echo
+echo "Gateway CPU per full handshake vs per resumption (gateway in its own process, same run):"
+go test -run='^TestGatewayCPUFullVsResume$' -count=1 -v ./internal/e2e/ | grep -E 'cpu|ratio|PASS|FAIL' | tee -a build/bench.txt
+
+echo
+echo "Failover after a gateway crash, resumed vs full exchange (one drill each, same run):"
+go test -run='^$' -bench='^BenchmarkFailover$' -benchtime=1x -count=1 ./cmd/qcdvpn/ | grep -E '^Benchmark' | tee -a build/bench.txt

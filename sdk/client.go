@@ -44,6 +44,13 @@ type Options struct {
 	// apps: one held by Keystore/Keychain). Nil: a 0600 key file in the
 	// state directory.
 	KeyProvider resume.KeyProvider
+	// Protect, if set, is called with the file descriptor (a Windows
+	// handle on Windows) of every socket the client opens — today the one
+	// UDP socket for IKE and ESP — before anything is sent or received on
+	// it, so that its traffic bypasses the tunnel: Android's
+	// VpnService.protect. An error closes the socket and fails the
+	// connect.
+	Protect func(fd int) error
 }
 
 // Client is one VPN connection described by a Profile.
@@ -264,14 +271,47 @@ func (c *Client) transport() (*ike.Transport, error) {
 		if laddr == "" {
 			laddr = ":0"
 		}
+		t, err := c.listen(laddr)
+		if err != nil {
+			return nil, err
+		}
+		t.SetUnknownHandler(c.onUnknown)
+		t.SetUnprotectedHandler(c.onUnknown)
+		c.t = t
+	}
+	return c.t, nil
+}
+
+// listen opens the client's UDP socket on laddr, protected (see
+// Options.Protect) before the transport starts using it.
+func (c *Client) listen(laddr string) (*ike.Transport, error) {
+	if c.opts.Protect == nil {
 		t, err := ike.Listen(laddr, c.log)
 		if err != nil {
 			return nil, fmt.Errorf("sdk: opening UDP socket: %w", err)
 		}
-		t.SetUnknownHandler(c.onUnknown)
-		c.t = t
+		return t, nil
 	}
-	return c.t, nil
+	ua, err := net.ResolveUDPAddr("udp", laddr)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: opening UDP socket: %w", err)
+	}
+	conn, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: opening UDP socket: %w", err)
+	}
+	rc, err := conn.SyscallConn()
+	if err == nil {
+		perr := error(nil)
+		if err = rc.Control(func(fd uintptr) { perr = c.opts.Protect(int(fd)) }); err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sdk: protecting the UDP socket: %w", err)
+	}
+	return ike.NewTransport(conn, c.log), nil
 }
 
 // Connect establishes the tunnel with the first gateway of the profile that
@@ -623,6 +663,9 @@ func (c *Client) Close() error {
 	c.session = nil
 	gw := c.gateway
 	c.mu.Unlock()
+	c.rec.mu.Lock()
+	c.rec.closing = s
+	c.rec.mu.Unlock()
 	var err error
 	if s != nil {
 		// Stop sending first: nothing leaves outside the tunnel while the

@@ -31,9 +31,14 @@ type recovery struct {
 
 	mu         sync.Mutex
 	lastReject time.Time
-	cur        qcd.SAKey // the IKE SA in use
+	lastHint   time.Time
+	closing    *ike.Session // the SA Close is deleting
+	cur        qcd.SAKey    // the IKE SA in use
 	rec        *resume.Record
 }
+
+// hintEvery bounds how often unverified messages start a liveness check.
+const hintEvery = 5 * time.Second
 
 // rejectEvery bounds qcd_rejected events: a flood of forged tokens must
 // not become a flood of events.
@@ -340,10 +345,21 @@ func (c *Client) unprotected(raw []byte, from netip.AddrPort) error {
 	rc := c.rec
 	rc.mu.Lock()
 	cur := rc.cur
+	if s == nil {
+		s = rc.closing // Close is deleting it: a crashed gateway answers with its token
+	}
 	rc.mu.Unlock()
 	names := func(sa qcd.SAKey) bool { return s != nil && sa == cur }
 	hint := func() {
-		if s != nil {
+		// One fast liveness check per interval: forged messages must not
+		// keep the SA busy with checks.
+		rc.mu.Lock()
+		ok := time.Since(rc.lastHint) >= hintEvery
+		if ok {
+			rc.lastHint = time.Now()
+		}
+		rc.mu.Unlock()
+		if s != nil && ok {
 			s.Hint()
 		}
 	}
@@ -417,7 +433,13 @@ func (c *Client) forgetTokens(sa qcd.SAKey) {
 // onUnknown handles messages naming no IKE SA of the transport.
 func (c *Client) onUnknown(d ike.Datagram) {
 	if err := c.unprotected(d.Data, d.From); err != nil {
-		if s := c.Session(); s != nil {
+		s := c.Session()
+		if s == nil {
+			c.rec.mu.Lock()
+			s = c.rec.closing
+			c.rec.mu.Unlock()
+		}
+		if s != nil {
 			go s.Abandon(err)
 		}
 	}
