@@ -144,9 +144,15 @@ func TestResumeRoundTrip(t *testing.T) {
 	if st := g.r.Stats(); st.Resumed != 1 {
 		t.Errorf("stats: %+v", st)
 	}
-	// The resumed SA works: a liveness check is answered.
+	// The resumed SA carries requests: a rekey completes on both ends
+	// (the responder started s2 itself).
 	c2.Start(Hooks{}, Timers{})
-	s2.Start(Hooks{}, Timers{})
+	c2.RekeyIKE()
+	gwWaitFor(t, "the IKE rekey of the resumed SA", func() bool {
+		i1, _ := c2.SPIs()
+		i2, _ := s2.SPIs()
+		return i1 != c2.SPIi && i1 == i2
+	})
 
 	// Used once: the same ticket is refused.
 	ctr3 := listen(t)
