@@ -67,7 +67,13 @@ func Initiate(ctx context.Context, cfg *Config, t *Transport, remote netip.AddrP
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	st := &initState{cfg: cfg, t: t, remote: remote, rand: cfg.Rand}
+	return startInit(cfg, t, remote, nil, func(st *initState) (*Session, error) { return st.run(ctx) })
+}
+
+// startInit prepares a handshake with a fresh SPIi registered on t and
+// runs it; resume is the ticket's state for IKE_SESSION_RESUME.
+func startInit(cfg *Config, t *Transport, remote netip.AddrPort, resume *ResumeState, run func(*initState) (*Session, error)) (*Session, error) {
+	st := &initState{cfg: cfg, t: t, remote: remote, rand: cfg.Rand, resume: resume}
 	if st.rand == nil {
 		st.rand = rand.Reader
 	}
@@ -79,7 +85,7 @@ func Initiate(ctx context.Context, cfg *Config, t *Transport, remote netip.AddrP
 	st.local = local
 	st.spii = randomSPI(st.rand)
 	st.ch = t.register(st.spii)
-	s, err := st.run(ctx)
+	s, err := run(st)
 	if err != nil {
 		t.unregister(st.spii)
 		return nil, err

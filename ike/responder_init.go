@@ -55,14 +55,7 @@ type halfOpen struct {
 // NO_PROPOSAL_CHOSEN or INVALID_KE_PAYLOAD without keeping state, else a
 // new half-open IKE SA.
 func (r *Responder) saInit(d Datagram, h wire.Header) {
-	key := initKey{h.SPIi, d.From}
-	r.mu.Lock()
-	prev := r.byInit[key]
-	r.mu.Unlock()
-	if prev != nil {
-		if bytes.Equal(prev.initReq, d.Data) {
-			_ = r.t.Send(prev.initResp, d.From, d.Encap)
-		}
+	if r.answeredBefore(d, h) {
 		return
 	}
 	m, err := wire.Parse(d.Data)
@@ -100,15 +93,36 @@ func (r *Responder) saInit(d Datagram, h wire.Header) {
 		r.initNotify(d, h, wire.NotifyInvalidKEPayload, binary.BigEndian.AppendUint16(nil, suite.DH))
 		return
 	}
-	ho, resp, err := r.newHalfOpen(d, h, m, chosen, suite, ke, nonce.Data)
+	ho, err := r.newHalfOpen(d, h, m, chosen, suite, ke, nonce.Data)
 	if err != nil {
 		r.log.Info("IKE_SA_INIT refused", "from", d.From, "err", err)
 		r.initNotify(d, h, wire.NotifyInvalidSyntax, nil)
 		return
 	}
+	r.publish(ho, d, h)
+}
+
+// answeredBefore answers a retransmitted IKE_SA_INIT or
+// IKE_SESSION_RESUME request from its half-open SA (RFC 7296 §2.1).
+func (r *Responder) answeredBefore(d Datagram, h wire.Header) bool {
+	r.mu.Lock()
+	prev := r.byInit[initKey{h.SPIi, d.From}]
+	r.mu.Unlock()
+	if prev == nil {
+		return false
+	}
+	if bytes.Equal(prev.initReq, d.Data) {
+		_ = r.t.Send(prev.initResp, d.From, d.Encap)
+	}
+	return true
+}
+
+// publish makes a new half-open SA findable and sends its response,
+// unless a retransmission raced it there.
+func (r *Responder) publish(ho *halfOpen, d Datagram, h wire.Header) {
+	key := initKey{h.SPIi, d.From}
 	r.mu.Lock()
 	if other := r.byInit[key]; other != nil {
-		// A retransmission raced us to it.
 		r.mu.Unlock()
 		if bytes.Equal(other.initReq, d.Data) {
 			_ = r.t.Send(other.initResp, d.From, d.Encap)
@@ -120,26 +134,26 @@ func (r *Responder) saInit(d Datagram, h wire.Header) {
 	r.bySPI[ho.spir] = ho
 	r.stats.HalfOpen++
 	r.mu.Unlock()
-	_ = r.t.Send(resp, d.From, d.Encap)
+	_ = r.t.Send(ho.initResp, d.From, d.Encap)
 }
 
 // newHalfOpen computes the keys of a new IKE SA and the response.
-func (r *Responder) newHalfOpen(d Datagram, h wire.Header, m *wire.Message, chosen wire.Proposal, suite Suite, ke *wire.KE, ni []byte) (*halfOpen, []byte, error) {
+func (r *Responder) newHalfOpen(d Datagram, h wire.Header, m *wire.Message, chosen wire.Proposal, suite Suite, ke *wire.KE, ni []byte) (*halfOpen, error) {
 	ours, err := ikecrypto.NewKeyExchange(suite.DH, r.rand)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	gir, err := ours.SharedSecret(ke.Data)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	nr, err := randomBytes(r.rand, 32)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	prf, err := ikecrypto.NewPRF(suite.PRF)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ho := &halfOpen{
 		spii: h.SPIi, spir: r.newSPI(), from: d.From, suite: suite,
@@ -148,7 +162,7 @@ func (r *Responder) newHalfOpen(d Datagram, h wire.Header, m *wire.Message, chos
 	}
 	ho.keys, err = deriveKeys(suite, ikecrypto.SKEYSEED(prf, ho.ni, nr, gir), ho.ni, nr, ho.spii, ho.spir, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ps := []wire.Payload{
 		&wire.SA{Proposals: []wire.Proposal{chosen}},
@@ -173,9 +187,9 @@ func (r *Responder) newHalfOpen(d Datagram, h wire.Header, m *wire.Message, chos
 		Payloads: ps,
 	}
 	if ho.initResp, err = resp.Encode(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return ho, ho.initResp, nil
+	return ho, nil
 }
 
 // natDetection compares the initiator's NAT detection hashes (RFC 7296

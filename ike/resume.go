@@ -3,7 +3,6 @@ package ike
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -198,24 +197,7 @@ func Resume(ctx context.Context, cfg *Config, t *Transport, remote netip.AddrPor
 	if !rs.IDi.Equal(cfg.LocalID) {
 		return nil, errors.New("ike: ticket was issued to another identity")
 	}
-	st := &initState{cfg: cfg, t: t, remote: remote, rand: cfg.Rand, resume: rs}
-	if st.rand == nil {
-		st.rand = rand.Reader
-	}
-	st.encap = remote.Port() == NATTPort
-	local, err := localAddrFor(remote, t.LocalPort())
-	if err != nil {
-		return nil, err
-	}
-	st.local = local
-	st.spii = randomSPI(st.rand)
-	st.ch = t.register(st.spii)
-	s, err := st.runResume(ctx, ticket)
-	if err != nil {
-		t.unregister(st.spii)
-		return nil, err
-	}
-	return s, nil
+	return startInit(cfg, t, remote, rs, func(st *initState) (*Session, error) { return st.runResume(ctx, ticket) })
 }
 
 func (st *initState) resumeRequest(ticket []byte) ([]byte, error) {
@@ -348,14 +330,7 @@ type TicketAuthority interface {
 // (unprotected) for a ticket we cannot or will not take, else a new
 // half-open SA keyed from the ticket's SK_d, without Diffie-Hellman.
 func (r *Responder) resumeInit(d Datagram, h wire.Header) {
-	key := initKey{h.SPIi, d.From}
-	r.mu.Lock()
-	prev := r.byInit[key]
-	r.mu.Unlock()
-	if prev != nil {
-		if bytes.Equal(prev.initReq, d.Data) {
-			_ = r.t.Send(prev.initResp, d.From, d.Encap)
-		}
+	if r.answeredBefore(d, h) {
 		return
 	}
 	m, err := wire.Parse(d.Data)
@@ -415,17 +390,7 @@ func (r *Responder) resumeInit(d Datagram, h wire.Header) {
 	if ho.initResp, err = resp.Encode(); err != nil {
 		return
 	}
-	r.mu.Lock()
-	if other := r.byInit[key]; other != nil {
-		r.mu.Unlock()
-		return
-	}
-	ho.counted = true
-	r.byInit[key] = ho
-	r.bySPI[ho.spir] = ho
-	r.stats.HalfOpen++
-	r.mu.Unlock()
-	_ = r.t.Send(ho.initResp, d.From, d.Encap)
+	r.publish(ho, d, h)
 }
 
 // openTicket returns the ticket's state, or why it is refused.
