@@ -31,6 +31,11 @@ func openChildMap(path string) (*childMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: opening %s: %w (is another gateway using this state_dir?)", path, err)
 	}
+	// No fsync per SA: the mapping must survive the gateway process
+	// crashing (kill -9), which the page cache gives; after a crash of
+	// the whole host it is only an optimisation (clients still find out
+	// through INVALID_IKE_SPI), not worth a disk flush per handshake.
+	db.NoSync = true
 	m := &childMap{db: db, owners: map[any][]uint32{}}
 	cutoff := time.Now().Add(-maxChildAge).Unix()
 	err = db.Update(func(tx *bolt.Tx) error {
