@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qcdvpn/qcdvpn/ike/auth"
@@ -244,6 +245,7 @@ type Session struct {
 	spis      [2]uint64
 	lastSeen  time.Time
 	started   bool
+	wakeups   atomic.Uint64 // fires of the loop's tick timer
 }
 
 // request is one exchange we start.
@@ -404,6 +406,12 @@ func (s *Session) Nudge() {
 	}
 }
 
+// Wakeups counts how often the session's own timer woke it (liveness
+// checks, rekeys, watching an active flow) since Start; requests and
+// answers from the network are not counted. An idle tunnel wakes about
+// once per liveness interval (battery tests, diagnostics).
+func (s *Session) Wakeups() uint64 { return s.wakeups.Load() }
+
 // RekeyChild starts a rekey of the Child SA now, as if its lifetime had
 // run out.
 func (s *Session) RekeyChild() { s.do(s.startChildRekey) }
@@ -535,6 +543,7 @@ func (s *Session) loop() {
 		case <-s.hints:
 			s.livenessCheck(true)
 		case <-tick.C:
+			s.wakeups.Add(1)
 			s.periodic(time.Now())
 		case d := <-s.ch:
 			s.inbound(d, retx)
@@ -814,11 +823,15 @@ func (s *Session) periodic(now time.Time) {
 	case now.Sub(s.lastIn) >= s.timers.Liveness:
 		s.livenessCheck(false)
 	}
-	if !s.ikeRekey.IsZero() && !now.Before(s.ikeRekey) {
+	// Lifetimes are wall-clock time: Round(0) drops the monotonic
+	// reading, which stops while the device sleeps, so time asleep counts
+	// and an overdue rekey runs on the first wake-up.
+	wall := now.Round(0)
+	if !s.ikeRekey.IsZero() && !wall.Before(s.ikeRekey) {
 		s.ikeRekey = time.Time{}
 		s.startIKERekey()
 	}
-	if !s.chRekey.IsZero() && !now.Before(s.chRekey) {
+	if !s.chRekey.IsZero() && !wall.Before(s.chRekey) {
 		s.chRekey = time.Time{}
 		s.startChildRekey()
 	}
@@ -828,27 +841,21 @@ func (s *Session) periodic(now time.Time) {
 // notice an unanswered flow within the fast liveness time), otherwise at
 // the next liveness or rekey deadline, so an idle tunnel sleeps.
 func (s *Session) nextTick(now time.Time) time.Duration {
-	next := s.lastIn.Add(s.timers.Liveness)
+	d := s.lastIn.Add(s.timers.Liveness).Sub(now)
 	if s.hooks.Traffic != nil && (s.active || s.hooks.ArmTraffic == nil) {
-		next = minTime(next, now.Add(s.timers.FastLiveness/2))
+		d = min(d, s.timers.FastLiveness/2)
 	}
+	// Rekey deadlines in wall-clock time, as periodic compares them.
+	wall := now.Round(0)
 	for _, t := range []time.Time{s.ikeRekey, s.chRekey} {
 		if !t.IsZero() {
-			next = minTime(next, t)
+			d = min(d, t.Sub(wall))
 		}
 	}
-	d := next.Sub(now)
 	if d < 50*time.Millisecond {
 		d = 50 * time.Millisecond
 	}
 	return d
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // livenessCheck sends an empty INFORMATIONAL unless one is already queued

@@ -1,11 +1,7 @@
 package mobile
 
 import (
-	"context"
-	"net/netip"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -69,39 +65,10 @@ func TestHeapBudget(t *testing.T) {
 
 	// Traffic: several flows of 1200-byte datagrams, each waiting for its
 	// echo, for two seconds.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	var echoed atomic.Int64
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := tn.client.Net().DialUDPAddrPort(netip.AddrPort{}, echoTarget)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer c.Close()
-			out := make([]byte, 1200)
-			in := make([]byte, 1500)
-			for ctx.Err() == nil {
-				if _, err := c.Write(out); err != nil {
-					return
-				}
-				_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-				if _, err := c.Read(in); err == nil {
-					echoed.Add(1)
-				}
-			}
-		}()
-	}
-	time.Sleep(time.Second)
-	loaded := liveHeap()
-	cancel()
-	wg.Wait()
-	if echoed.Load() < 100 {
-		t.Fatalf("only %d datagrams echoed under load", echoed.Load())
+	var loaded uint64
+	echoed := loadTunnel(t, tn, 4, 2*time.Second, func() { loaded = liveHeap() })
+	if echoed < 100 {
+		t.Fatalf("only %d datagrams echoed under load", echoed)
 	}
 
 	mib := func(v uint64) float64 { return float64(v) / (1 << 20) }
@@ -112,7 +79,7 @@ func TestHeapBudget(t *testing.T) {
 		return v - base
 	}
 	t.Logf("live heap: baseline %.2f MiB; tunnel adds %.2f MiB idle, %.2f MiB under load (%d echoes)",
-		mib(base), mib(delta(idle)), mib(delta(loaded)), echoed.Load())
+		mib(base), mib(delta(idle)), mib(delta(loaded)), echoed)
 	for _, m := range []struct {
 		name string
 		v    uint64

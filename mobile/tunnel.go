@@ -106,7 +106,7 @@ func NewTunnel(profileJSON string, tunFD int32, platform Platform) (*Tunnel, err
 		}
 		return nil, errors.New("mobile: NewTunnel: platform is nil")
 	}
-	p, err := sdk.ParseProfile([]byte(profileJSON))
+	p, err := parseProfile(profileJSON)
 	if err != nil {
 		if tunFD >= 0 {
 			closeFD(int(tunFD))
@@ -157,6 +157,39 @@ func NewTunnel(profileJSON string, tunFD int32, platform Platform) (*Tunnel, err
 	}
 	t.client = c
 	return t, nil
+}
+
+// DefaultKeepalive is the NAT keepalive interval of a Tunnel whose
+// profile sets no timers.keepalive: longer than the SDK's 20 s, as in
+// strongSwan's Android app, since every keepalive wakes the radio. NAT
+// mappings for UDP last 60 s or more on most carrier and home NATs; a
+// profile for a network with shorter ones sets timers.keepalive itself.
+const DefaultKeepalive = "45s"
+
+// parseProfile parses a profile as sdk.ParseProfile does, with the mobile
+// default DefaultKeepalive where timers.keepalive is absent or empty.
+func parseProfile(profileJSON string) (*sdk.Profile, error) {
+	p, err := sdk.ParseProfile([]byte(profileJSON))
+	if err != nil {
+		return nil, err
+	}
+	// ParseProfile has checked the document strictly (exact keys, no
+	// duplicates), so this sees the same timers.keepalive it did.
+	var probe struct {
+		Timers struct {
+			Keepalive *string `json:"keepalive"`
+		} `json:"timers"`
+	}
+	if err := json.Unmarshal([]byte(profileJSON), &probe); err != nil {
+		return nil, err
+	}
+	if ka := probe.Timers.Keepalive; ka == nil || *ka == "" {
+		p.Timers.Keepalive = DefaultKeepalive
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // fromFD adopts a TUN descriptor. Android and iOS keep the MTU the app
@@ -320,14 +353,7 @@ func (t *Tunnel) StatusJSON() string {
 // socket at once and starts a fast liveness check, so that a path that
 // no longer works is noticed in seconds and the tunnel fails over. It
 // never blocks and does nothing while no IKE SA is up.
-func (t *Tunnel) NetworkChanged() {
-	s := t.client.Session()
-	if s == nil {
-		return
-	}
-	_ = s.Transport().SendKeepalive(s.Remote())
-	s.Hint()
-}
+func (t *Tunnel) NetworkChanged() { t.client.NetworkChanged() }
 
 // onEvent tracks the state for StatusJSON and forwards the event.
 func (t *Tunnel) onEvent(e sdk.Event) {

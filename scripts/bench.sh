@@ -29,3 +29,7 @@ go test -run='^TestGatewayCPUFullVsResume$' -count=1 -v ./internal/e2e/ | grep -
 echo
 echo "Failover after a gateway crash, resumed vs full exchange (one drill each, same run):"
 go test -run='^$' -bench='^BenchmarkFailover$' -benchtime=1x -count=1 ./cmd/qcdvpn/ | grep -E '^Benchmark' | tee -a build/bench.txt
+
+echo
+echo "Memory of one mobile tunnel over netstack, gateway in another process (live heap = HeapInuse after GC; RSS = VmRSS):"
+QCDVPN_MEMORY_REPORT=1 go test -run='^TestMemoryReport$' -count=1 -v ./mobile/ | grep -E 'memory |PASS|FAIL' | sed -E "s/^ *memory_test.go:[0-9]+: //" | tee -a build/bench.txt

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun/netstack"
@@ -79,6 +80,9 @@ type Client struct {
 	// loop protection); redirectedFrom goes into the next IKE_SA_INIT.
 	redirects      []time.Time
 	redirectedFrom netip.Addr
+
+	// keepalives counts the keepalive timer's wake-ups (see Wakeups).
+	keepalives atomic.Uint64
 }
 
 // RFC 5685 §7 defaults: at most 5 redirects in 300 s.

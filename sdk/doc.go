@@ -1,4 +1,8 @@
 // Package sdk is the API an app embeds to run a qcdvpn IKEv2/IPsec tunnel.
+// No other package of this module is needed to use it; package mobile
+// wraps it for gomobile (Android AAR, iOS framework).
+//
+// # Profiles
 //
 // A connection is described by a Profile, one JSON document that users
 // write by hand or import:
@@ -11,7 +15,10 @@
 //
 // Proposals use strongSwan's syntax. ParseProfile and LoadProfile are
 // strict: an unknown field or a bad value is a one-line *ProfileError that
-// names the field.
+// names the field. Omitted fields take defaults (DefaultIKEProposals,
+// DefaultTimerValues, …); Profile.Resolve gives every value parsed.
+//
+// # Connecting
 //
 // NewClient prepares a Client; Connect runs IKE_SA_INIT and IKE_AUTH with
 // the first gateway that answers and brings up the data plane: a kernel
@@ -20,7 +27,9 @@
 // (DataPlaneDevice: Android's VpnService or iOS's packet tunnel). Wait
 // keeps the tunnel up — rekeying, checking liveness, reconnecting when the
 // gateway goes away — until its context ends; Close deletes the SA at the
-// gateway and removes the TUN and its routes.
+// gateway and removes the TUN and its routes. See the NewClient example.
+//
+// # Recovery
 //
 // Recovery is what sets qcdvpn apart. The gateway's RFC 6290 QCD token is
 // kept with each IKE SA; when a gateway that crashed and came back without
@@ -33,12 +42,37 @@
 // an RFC 5723 ticket where it holds one (connected with resumed true: one
 // round trip, no Diffie-Hellman on the gateway), else with a full
 // exchange; only after every gateway failed once does it back off.
+// Gateways may also redirect the client (RFC 5685), which it follows up to
+// 5 times in 300 s.
+//
 // Tickets and tokens live in one AES-GCM sealed record per IKE SA in a
 // bbolt database under the state directory (Options.StateDir, the
 // profile's state_dir, or the user config directory), so a restarted app
 // still resumes; Options.KeyProvider supplies the sealing key (mobile:
 // Keystore/Keychain), by default a 0600 key file beside the store.
 //
+// # Events and counters
+//
 // Everything that happens is reported as an Event through Options.OnEvent,
-// in order; the CLI prints the same events as JSON lines.
+// in order, from one goroutine; the CLI prints the same events as JSON
+// lines (Event.MarshalJSON). Client.Stats are the data plane's counters,
+// Client.Session the IKE SA in use (SPIs, suite, addresses).
+//
+// # Mobile apps and battery
+//
+// On Android, Options.Protect receives the client's UDP socket before it
+// is used, for VpnService.protect; Options.Device with DataPlaneDevice is
+// the TUN the OS handed over. Call Client.NetworkChanged when the device's
+// network changes: the client sends a NAT keepalive and checks at once
+// that the gateway still answers.
+//
+// Nothing polls. A connected client with no traffic wakes only for its
+// NAT keepalive (timers.keepalive, 20 s by default; package mobile uses
+// 45 s) and its liveness check (timers.liveness, 30 s); the first packet
+// after a quiet spell wakes the IKE session rather than a timer, and while
+// traffic flows the session looks at it twice per timers.fast_liveness.
+// Client.Wakeups counts the timer wake-ups. SA lifetimes and ticket expiry
+// are wall-clock time, so the time a device spends asleep counts (Go's
+// monotonic clock stops meanwhile): an SA due for a rekey is rekeyed on
+// the first wake-up after its time, and an expired ticket is not offered.
 package sdk

@@ -28,7 +28,9 @@ const (
 // Event is one thing the client reports. Which fields are set depends on
 // Type; JSON leaves out the ones that do not apply.
 type Event struct {
+	// Time is when it happened.
 	Time time.Time
+	// Type is what happened; it says which of the fields below are set.
 	Type EventType
 
 	// Gateway is the gateway address in use (connecting, connected, …).
@@ -64,6 +66,8 @@ type Event struct {
 // Stats are the data plane counters of a tunnel: what went through, and
 // what was dropped and why.
 type Stats struct {
+	// Packets carried: out, read from the TUN and sent in ESP; in,
+	// decrypted and written to the TUN. Bytes count the inner IP packets.
 	PacketsOut uint64 `json:"packets_out"`
 	BytesOut   uint64 `json:"bytes_out"`
 	PacketsIn  uint64 `json:"packets_in"`
@@ -79,7 +83,8 @@ type Stats struct {
 	DropOutSelector uint64 `json:"drop_out_selector"`
 	DropOutNoSA     uint64 `json:"drop_out_no_sa"`
 	DropOutLimit    uint64 `json:"drop_out_limit"`
-	SendErrors      uint64 `json:"send_errors"`
+	// SendErrors counts batches of ESP packets the socket failed to send.
+	SendErrors uint64 `json:"send_errors"`
 }
 
 func statsEvent(st dataplane.Stats, gateway string) Event {

@@ -150,7 +150,8 @@ func (c *Client) startTunnel(s *ike.Session) (*tunnel, error) {
 }
 
 // keepalive sends NAT-T keepalives to the current gateway so NAT mappings
-// outlive quiet periods.
+// outlive quiet periods: one wake-up per interval, the client's only
+// periodic timer besides the IKE session's (see Wakeups).
 func (c *Client) keepalive(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -159,6 +160,7 @@ func (c *Client) keepalive(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			c.keepalives.Add(1)
 			if s := c.Session(); s != nil {
 				_ = s.Transport().SendKeepalive(s.Remote())
 			}
