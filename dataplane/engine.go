@@ -21,6 +21,7 @@ import (
 
 	"github.com/qcdvpn/qcdvpn/esp"
 	"github.com/qcdvpn/qcdvpn/ike"
+	"github.com/qcdvpn/qcdvpn/internal/ippkt"
 )
 
 // readOffset is where TUN reads put the IP packet: room for the ESP header
@@ -309,8 +310,8 @@ func (e *Engine) Run(ctx context.Context) error {
 				continue
 			}
 			pkt := bufs[i][readOffset : readOffset+sizes[i]]
-			nh, src, dst, ok := ipHeader(pkt)
-			if !ok || !contains(st.local, src) || !contains(st.remote, dst) {
+			nh, src, dst, ok := ippkt.Header(pkt)
+			if !ok || !ippkt.Contains(st.local, src) || !ippkt.Contains(st.remote, dst) {
 				e.c.dropOutSelector.Add(1)
 				continue
 			}
@@ -382,8 +383,8 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 			}
 			continue
 		}
-		_, src, dst, ok := ipHeader(inner)
-		if !ok || !contains(st.remote, src) || !contains(st.local, dst) {
+		_, src, dst, ok := ippkt.Header(inner)
+		if !ok || !ippkt.Contains(st.remote, src) || !ippkt.Contains(st.local, dst) {
 			e.c.dropSelector.Add(1)
 			continue
 		}
@@ -403,34 +404,4 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 	if _, err := e.dev.Write(w, writeOffset); err != nil {
 		e.log.Debug("writing TUN", "err", err)
 	}
-}
-
-// ipHeader returns the ESP next-header value and the addresses of an IP
-// packet.
-func ipHeader(p []byte) (nh byte, src, dst netip.Addr, ok bool) {
-	if len(p) < 1 {
-		return 0, src, dst, false
-	}
-	switch p[0] >> 4 {
-	case 4:
-		if len(p) < 20 {
-			return 0, src, dst, false
-		}
-		return 4, netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20])), true
-	case 6:
-		if len(p) < 40 {
-			return 0, src, dst, false
-		}
-		return 41, netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40])), true
-	}
-	return 0, src, dst, false
-}
-
-func contains(ps []netip.Prefix, a netip.Addr) bool {
-	for _, p := range ps {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/qcdvpn/qcdvpn/esp"
 	"github.com/qcdvpn/qcdvpn/ike"
+	"github.com/qcdvpn/qcdvpn/internal/ippkt"
 	"github.com/qcdvpn/qcdvpn/tun"
 )
 
@@ -468,7 +469,7 @@ func (r *Router) Run(ctx context.Context) error {
 				continue
 			}
 			pkt := bufs[i][readOffset : readOffset+sizes[i]]
-			nh, src, dst, ok := ipHeader(pkt)
+			nh, src, dst, ok := ippkt.Header(pkt)
 			var e *outEntry
 			if ok {
 				e = t.route(dst)
@@ -477,7 +478,7 @@ func (r *Router) Run(ctx context.Context) error {
 				r.c.dropOutNoRoute.Add(1)
 				continue
 			}
-			if !contains(e.tsr, src) {
+			if !ippkt.Contains(e.tsr, src) {
 				r.c.dropOutSelector.Add(1)
 				continue
 			}
@@ -577,8 +578,8 @@ func (r *Router) HandleESP(pkts []ike.ESPPacket) {
 			continue
 		}
 		e.ctrs.in.Add(1)
-		_, src, dst, ok := ipHeader(inner)
-		if !ok || !contains(e.tsi, src) || !contains(e.tsr, dst) {
+		_, src, dst, ok := ippkt.Header(inner)
+		if !ok || !ippkt.Contains(e.tsi, src) || !ippkt.Contains(e.tsr, dst) {
 			r.c.dropSelector.Add(1)
 			continue
 		}
@@ -598,36 +599,6 @@ func (r *Router) HandleESP(pkts []ike.ESPPacket) {
 	if _, err := r.dev.Write(w, writeOffset); err != nil {
 		r.log.Debug("writing TUN", "err", err)
 	}
-}
-
-// ipHeader returns the ESP next-header value and the addresses of an IP
-// packet.
-func ipHeader(p []byte) (nh byte, src, dst netip.Addr, ok bool) {
-	if len(p) < 1 {
-		return 0, src, dst, false
-	}
-	switch p[0] >> 4 {
-	case 4:
-		if len(p) < 20 {
-			return 0, src, dst, false
-		}
-		return esp.NextHeaderIPv4, netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20])), true
-	case 6:
-		if len(p) < 40 {
-			return 0, src, dst, false
-		}
-		return esp.NextHeaderIPv6, netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40])), true
-	}
-	return 0, src, dst, false
-}
-
-func contains(ps []netip.Prefix, a netip.Addr) bool {
-	for _, p := range ps {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // comparableKey reports whether k can be a map key without panicking.

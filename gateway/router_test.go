@@ -19,6 +19,7 @@ import (
 	"github.com/qcdvpn/qcdvpn/ike"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
 	"github.com/qcdvpn/qcdvpn/ike/wire"
+	"github.com/qcdvpn/qcdvpn/internal/ippkt"
 )
 
 // fakeNet carries ESP between routers like UDP would: each attached
@@ -339,7 +340,7 @@ func TestRouterTwoClientsBothWays(t *testing.T) {
 		if p == nil {
 			t.Fatalf("gateway got %v, want %d from each client", got, n)
 		}
-		_, src, _, _ := ipHeader(p)
+		_, src, _, _ := ippkt.Header(p)
 		got[src.String()]++
 	}
 	wg.Wait()
@@ -388,7 +389,7 @@ func TestRouterTwoClientsBothWays(t *testing.T) {
 					t.Errorf("client got %d of %d packets", s, n)
 					return
 				}
-				if _, _, dst, _ := ipHeader(p); (c == c1) != (dst.String() == "10.100.0.1") {
+				if _, _, dst, _ := ippkt.Header(p); (c == c1) != (dst.String() == "10.100.0.1") {
 					t.Errorf("packet for %s reached the wrong client", dst)
 				}
 			}

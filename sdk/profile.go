@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/qcdvpn/qcdvpn/ike/auth"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+	"github.com/qcdvpn/qcdvpn/internal/strictjson"
 )
 
 // A profile is the JSON document users write by hand to describe one VPN
@@ -1219,249 +1219,13 @@ func (a Auth) String() string {
 // GoString is String, so that %#v does not print secrets either.
 func (a Auth) GoString() string { return a.String() }
 
-// checkJSON walks the document token by token against Profile's type and
-// reports the first syntax error (with line and column), unknown or
-// miscased key, duplicate key, wrong JSON type, or trailing data.
+// checkJSON reports the first syntax error (with line and column), unknown
+// or miscased key, duplicate key, wrong JSON type, or trailing data, judged
+// against Profile's type.
 func checkJSON(data []byte) error {
-	// Unmarshal checks the whole document's syntax first and, unlike
-	// Decoder, reports offsets from the start of the input.
-	var raw json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		var se *json.SyntaxError
-		if !errors.As(err, &se) {
-			return fieldErr("", "invalid JSON")
-		}
-		off := se.Offset - 1 // Offset counts the offending byte
-		reason := "invalid JSON: " + strings.TrimPrefix(se.Error(), "json: ")
-		if se.Error() == "unexpected end of JSON input" {
-			off, reason = int64(len(data)), "invalid JSON: unexpected end of input"
-		}
-		line, col := lineCol(data, off)
-		return &ProfileError{Line: line, Column: col, Reason: reason}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	w := walker{dec: dec, data: data}
-	tok, err := w.token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return fieldErr("", "want a JSON object, got %s", jsonKind(tok))
-	}
-	if err := w.object(reflect.TypeFor[Profile](), ""); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		off := dec.InputOffset()
-		off += int64(len(data[off:]) - len(bytes.TrimLeft(data[off:], " \t\r\n")))
-		line, col := lineCol(data, off)
-		return &ProfileError{Line: line, Column: col, Reason: "unexpected data after the JSON object"}
+	opts := strictjson.Options{Quote: quote, PlainNumbers: true, ShowSyntaxChar: true}
+	if e := strictjson.Check(data, reflect.TypeFor[Profile](), opts); e != nil {
+		return &ProfileError{Field: e.Field, Line: e.Line, Column: e.Column, Reason: e.Reason}
 	}
 	return nil
-}
-
-type walker struct {
-	dec  *json.Decoder
-	data []byte
-}
-
-// token returns the next token. checkJSON has checked the syntax already,
-// so an error here is unexpected; it is reported at the decoder's offset.
-func (w *walker) token() (json.Token, error) {
-	tok, err := w.dec.Token()
-	if err != nil {
-		line, col := lineCol(w.data, w.dec.InputOffset())
-		return nil, &ProfileError{Line: line, Column: col, Reason: "invalid JSON"}
-	}
-	return tok, nil
-}
-
-// lineCol turns the 0-based offset of the offending byte into a 1-based
-// line and column (columns count bytes).
-func lineCol(data []byte, off int64) (int, int) {
-	off = min(max(off, 0), int64(len(data)))
-	before := data[:off]
-	return 1 + bytes.Count(before, []byte{'\n'}), int(off) - bytes.LastIndexByte(before, '\n')
-}
-
-// object checks an object's members after its '{' has been read.
-func (w *walker) object(t reflect.Type, path string) error {
-	seen := map[string]bool{}
-	for w.dec.More() {
-		tok, err := w.token()
-		if err != nil {
-			return err
-		}
-		key, _ := tok.(string)
-		f, ok := fieldByJSONName(t, key)
-		if !ok {
-			return fieldErr(path, "unknown field %s%s", quote(key), suggest(t, key))
-		}
-		if seen[key] {
-			return fieldErr(path, "duplicate field %s", quote(key))
-		}
-		seen[key] = true
-		if err := w.value(f.Type, joinPath(path, key), f.Tag.Get("want")); err != nil {
-			return err
-		}
-	}
-	_, err := w.token() // '}'
-	return err
-}
-
-// value checks one value of Go type t; want overrides the type's description.
-func (w *walker) value(t reflect.Type, path, want string) error {
-	tok, err := w.token()
-	if err != nil {
-		return err
-	}
-	if tok == nil { // null leaves the field as if absent
-		return nil
-	}
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if want == "" {
-		want = describe(t)
-	}
-	wrong := func() error { return fieldErr(path, "want %s, got %s", want, jsonKind(tok)) }
-	switch t.Kind() {
-	case reflect.String:
-		if _, ok := tok.(string); !ok {
-			return wrong()
-		}
-	case reflect.Bool:
-		if _, ok := tok.(bool); !ok {
-			return wrong()
-		}
-	case reflect.Int:
-		n, ok := tok.(json.Number)
-		if !ok {
-			return wrong()
-		}
-		if _, err := strconv.ParseInt(string(n), 10, strconv.IntSize); err != nil {
-			return fieldErr(path, "want an integer, got %s", n)
-		}
-	case reflect.Float64:
-		n, ok := tok.(json.Number)
-		if !ok {
-			return wrong()
-		}
-		if _, err := strconv.ParseFloat(string(n), 64); err != nil {
-			return fieldErr(path, "number %s is out of range", n)
-		}
-	case reflect.Slice:
-		if d, ok := tok.(json.Delim); !ok || d != '[' {
-			return wrong()
-		}
-		for i := 0; w.dec.More(); i++ {
-			if err := w.value(t.Elem(), fmt.Sprintf("%s[%d]", path, i), ""); err != nil {
-				return err
-			}
-		}
-		_, err := w.token() // ']'
-		return err
-	case reflect.Struct:
-		if d, ok := tok.(json.Delim); !ok || d != '{' {
-			return wrong()
-		}
-		return w.object(t, path)
-	default:
-		return fieldErr(path, "unsupported field type") // a bug in Profile, not in the input
-	}
-	return nil
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func describe(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int:
-		return "an integer"
-	case reflect.Float64:
-		return "a number"
-	case reflect.Slice:
-		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(describe(t.Elem()), "a "), "an ") + "s"
-	case reflect.Struct:
-		return "an object"
-	}
-	return t.String()
-}
-
-func jsonKind(tok json.Token) string {
-	switch v := tok.(type) {
-	case json.Delim:
-		if v == '{' {
-			return "an object"
-		}
-		return "an array"
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
-	}
-	return "something else"
-}
-
-// fieldByJSONName finds the exported field whose JSON name is exactly key.
-func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); f.IsExported() && name == key && name != "-" {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
-}
-
-// suggest proposes the closest known key to a misspelt one.
-func suggest(t reflect.Type, key string) string {
-	best, bestD := "", 3
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if d := editDistance(strings.ToLower(key), name); d < bestD && d < len(name) {
-			best, bestD = name, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 {
-		return len(a) // not worth comparing
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
