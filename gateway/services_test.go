@@ -188,24 +188,27 @@ func httpGet(t *testing.T, hc *http.Client, method, url string) (int, []byte) {
 func checkPing(t *testing.T, cnet *netstack.Net, from, to string) {
 	t.Helper()
 	dst := netip.MustParseAddr(to)
-	c, err := cnet.DialPingAddr(netip.MustParseAddr(from), dst)
-	if err != nil {
-		t.Fatalf("ping %s: %v", to, err)
-	}
-	defer c.Close()
 	var typ, reply icmp.Type = xipv4.ICMPTypeEcho, xipv4.ICMPTypeEchoReply
 	proto := 1
 	if dst.Is6() {
 		typ, reply, proto = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
 	}
-	for try := 0; try < 5; try++ {
+	// A fresh ping socket per try: a loaded (race-instrumented) run once
+	// lost every reply on one socket.
+	for try := 0; try < 8; try++ {
+		c, err := cnet.DialPingAddr(netip.MustParseAddr(from), dst)
+		if err != nil {
+			t.Fatalf("ping %s: %v", to, err)
+		}
 		msg, _ := (&icmp.Message{Type: typ, Body: &icmp.Echo{ID: 7, Seq: try, Data: []byte("qcd")}}).Marshal(nil)
 		if _, err := c.Write(msg); err != nil {
+			c.Close()
 			t.Fatalf("ping %s: %v", to, err)
 		}
 		c.SetReadDeadline(time.Now().Add(time.Second))
 		buf := make([]byte, 1500)
 		n, err := c.Read(buf)
+		c.Close()
 		if err != nil {
 			continue
 		}
