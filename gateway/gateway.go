@@ -468,17 +468,23 @@ func (g *Gateway) Crash() {
 	})
 }
 
+// sessionList is a snapshot of the established sessions.
+func (g *Gateway) sessionList() []*ike.Session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ss := make([]*ike.Session, 0, len(g.sessions))
+	for s := range g.sessions {
+		ss = append(ss, s)
+	}
+	return ss
+}
+
 // abandonSessions ends every session without a Delete (after Crash).
 func (g *Gateway) abandonSessions() {
 	for _, r := range g.resp {
 		r.Close()
 	}
-	g.mu.Lock()
-	ss := make([]*ike.Session, 0, len(g.sessions))
-	for s := range g.sessions {
-		ss = append(ss, s)
-	}
-	g.mu.Unlock()
+	ss := g.sessionList()
 	for _, s := range ss {
 		s.Abandon(errCrashed)
 	}
@@ -493,12 +499,7 @@ func (g *Gateway) RedirectAll(target string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	g.mu.Lock()
-	ss := make([]*ike.Session, 0, len(g.sessions))
-	for s := range g.sessions {
-		ss = append(ss, s)
-	}
-	g.mu.Unlock()
+	ss := g.sessionList()
 	n := 0
 	for _, s := range ss {
 		if s.Redirect(t) {
@@ -514,12 +515,7 @@ func (g *Gateway) stopSessions() {
 	for _, r := range g.resp {
 		r.Close()
 	}
-	g.mu.Lock()
-	ss := make([]*ike.Session, 0, len(g.sessions))
-	for s := range g.sessions {
-		ss = append(ss, s)
-	}
-	g.mu.Unlock()
+	ss := g.sessionList()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var wg sync.WaitGroup

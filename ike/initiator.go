@@ -274,6 +274,39 @@ func (st *initState) saInitResponse(m *wire.Message) error {
 		return errors.New("IKE_SA_INIT: response has no nonce")
 	}
 	st.nr = append([]byte(nil), nonce.Data...)
+	st.peerNotifies(m)
+	gir, err := st.ke.SharedSecret(ke.Data)
+	if err != nil {
+		return fmt.Errorf("IKE_SA_INIT: gateway's key exchange value: %w", err)
+	}
+	prf, err := ikecrypto.NewPRF(suite.PRF)
+	if err != nil {
+		return err
+	}
+	return st.keyed(suite, ikecrypto.SKEYSEED(prf, st.ni, st.nr, gir))
+}
+
+// keyed derives the new IKE SA's keys from skeyseed and floats to the
+// NAT-T port (RFC 7296 §2.23); we always encapsulate when forced, since a
+// userspace client cannot send raw ESP.
+func (st *initState) keyed(suite Suite, skeyseed []byte) error {
+	var err error
+	if st.keys, err = deriveKeys(suite, skeyseed, st.ni, st.nr, st.spii, st.spir, true); err != nil {
+		return err
+	}
+	st.suite = suite
+	if (st.natLocal || st.natRemote || st.cfg.ForceEncap) && !st.encap {
+		st.encap = true
+		if st.remote.Port() == 500 {
+			st.remote = netip.AddrPortFrom(st.remote.Addr(), NATTPort)
+		}
+	}
+	return nil
+}
+
+// peerNotifies reads the responder's NAT detection, signature hash and
+// fragmentation notifies of IKE_SA_INIT or IKE_SESSION_RESUME.
+func (st *initState) peerNotifies(m *wire.Message) {
 	for _, n := range m.Notifies() {
 		switch n.NotifyType {
 		case wire.NotifyNATDetectionSourceIP:
@@ -290,29 +323,6 @@ func (st *initState) saInitResponse(m *wire.Message) error {
 			st.peerFragment = true
 		}
 	}
-	gir, err := st.ke.SharedSecret(ke.Data)
-	if err != nil {
-		return fmt.Errorf("IKE_SA_INIT: gateway's key exchange value: %w", err)
-	}
-	prf, err := ikecrypto.NewPRF(suite.PRF)
-	if err != nil {
-		return err
-	}
-	skeyseed := ikecrypto.SKEYSEED(prf, st.ni, st.nr, gir)
-	st.keys, err = deriveKeys(suite, skeyseed, st.ni, st.nr, st.spii, st.spir, true)
-	if err != nil {
-		return err
-	}
-	st.suite = suite
-	// Float to the NAT-T port (RFC 7296 §2.23); we always encapsulate when
-	// forced, since a userspace client cannot send raw ESP.
-	if (st.natLocal || st.natRemote || st.cfg.ForceEncap) && !st.encap {
-		st.encap = true
-		if st.remote.Port() == 500 {
-			st.remote = netip.AddrPortFrom(st.remote.Addr(), NATTPort)
-		}
-	}
-	return nil
 }
 
 func bytesEqual(a, b []byte) bool {

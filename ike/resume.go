@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/binary"
@@ -278,37 +277,13 @@ func (st *initState) resumeResponse(m *wire.Message) error {
 		return errors.New("IKE_SESSION_RESUME: response has no valid nonce")
 	}
 	st.nr = append([]byte(nil), nonce.Data...)
-	for _, n := range m.Notifies() {
-		switch n.NotifyType {
-		case wire.NotifyNATDetectionSourceIP:
-			if !bytes.Equal(n.Data, natHash(st.spii, st.spir, st.remote)) {
-				st.natRemote = true
-			}
-		case wire.NotifyNATDetectionDestinationIP:
-			if !bytes.Equal(n.Data, natHash(st.spii, st.spir, st.local)) {
-				st.natLocal = true
-			}
-		case wire.NotifyIKEv2FragmentationSupported:
-			st.peerFragment = true
-		}
-	}
+	st.peerNotifies(m)
 	suite := st.resume.Suite
 	prf, err := ikecrypto.NewPRF(suite.PRF)
 	if err != nil {
 		return err
 	}
-	skeyseed := resumeSKEYSEED(prf, st.resume.SKd, st.ni, st.nr)
-	if st.keys, err = deriveKeys(suite, skeyseed, st.ni, st.nr, st.spii, st.spir, true); err != nil {
-		return err
-	}
-	st.suite = suite
-	if (st.natLocal || st.natRemote || st.cfg.ForceEncap) && !st.encap {
-		st.encap = true
-		if st.remote.Port() == 500 {
-			st.remote = netip.AddrPortFrom(st.remote.Addr(), NATTPort)
-		}
-	}
-	return nil
+	return st.keyed(suite, resumeSKEYSEED(prf, st.resume.SKd, st.ni, st.nr))
 }
 
 // resumeTicket is the ticket a half-open resumed IKE SA came with.
