@@ -4,28 +4,24 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"math"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/qcdvpn/qcdvpn/ike"
 	"github.com/qcdvpn/qcdvpn/ike/auth"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+	"github.com/qcdvpn/qcdvpn/internal/fieldcheck"
+	"github.com/qcdvpn/qcdvpn/internal/pemfile"
 	"github.com/qcdvpn/qcdvpn/internal/strictjson"
 )
 
@@ -158,7 +154,11 @@ type AuthConfig struct {
 	// Key is inline PEM or a PEM file: Cert's unencrypted private key.
 	Key string `json:"key,omitempty"`
 	// CA is inline PEM or a PEM file: the CAs that sign client certificates.
+	// Optional with eap (then only EAP and PSK clients get in).
 	CA string `json:"ca,omitempty"`
+	// EAP lets clients authenticate with EAP-MSCHAPv2 (method "pubkey"
+	// only: towards EAP clients the gateway proves itself with cert).
+	EAP *EAPConfig `json:"eap,omitempty"`
 }
 
 // QCDConfig configures the QCD token maker.
@@ -229,32 +229,28 @@ type ConfigError struct {
 
 // Error returns one line: "gateway config: [file: ][line L, column C: ][field: ]reason".
 func (e *ConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString("gateway config: ")
-	if e.File != "" {
-		b.WriteString(e.File)
-		b.WriteString(": ")
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Reason)
-	// Whatever a reason quotes, the message stays one line.
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029 {
-			return ' '
-		}
-		return r
-	}, b.String())
+	return fieldcheck.Message("gateway config: ", e.File, e.Line, e.Column, e.Field, e.Reason)
 }
 
 func fieldErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
+
+// reasonErr puts a reason from internal/fieldcheck or internal/pemfile on
+// field; nil stays nil.
+func reasonErr(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fieldErr(field, "%s", err)
+}
+
+// style and pemRules are the config's wording and limits for the checks
+// it shares with client profiles.
+var (
+	style    = fieldcheck.Style{QuoteLen: 64}
+	pemRules = pemfile.Rules{QuoteLen: style.QuoteLen, MaxPathLen: maxPathLen, MaxSize: MaxConfigSize}
+)
 
 // LoadConfig reads and parses the config file at path, makes the relative
 // paths in it relative to the file's directory, and loads the credentials
@@ -268,26 +264,16 @@ func LoadConfig(path string) (*Config, error) {
 		}
 		return &ConfigError{File: path, Reason: err.Error()}
 	}
-	f, err := os.Open(path)
+	data, err := pemfile.ReadFile(path, MaxConfigSize)
 	if err != nil {
-		return nil, withFile(fieldErr("", "cannot read: %s", pathErrReason(err)))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err != nil {
-		return nil, withFile(fieldErr("", "cannot read: %s", pathErrReason(err)))
+		return nil, withFile(fieldErr("", "cannot read: %s", pemfile.PathErrReason(err)))
 	}
 	c, err := ParseConfig(data)
 	if err != nil {
 		return nil, withFile(err)
 	}
 	dir := filepath.Dir(path)
-	rel := func(s string) string {
-		if s == "" || isInlinePEM(s) || filepath.IsAbs(s) {
-			return s
-		}
-		return filepath.Join(dir, s)
-	}
+	rel := func(s string) string { return pemfile.Rel(dir, s) }
 	c.Auth.Cert, c.Auth.Key, c.Auth.CA = rel(c.Auth.Cert), rel(c.Auth.Key), rel(c.Auth.CA)
 	c.QCD.SecretFile, c.StateDir = rel(c.QCD.SecretFile), rel(c.StateDir)
 	if _, _, _, err := c.Credentials(); err != nil {
@@ -456,7 +442,7 @@ func (c *Config) validateAuth() error {
 		}
 	case AuthPubkey:
 		for _, f := range []struct{ name, v string }{{"cert", a.Cert}, {"key", a.Key}, {"ca", a.CA}} {
-			if f.v == "" {
+			if f.v == "" && (f.name != "ca" || a.EAP == nil) {
 				return fieldErr("auth."+f.name, "required for method \"pubkey\"")
 			}
 		}
@@ -475,6 +461,9 @@ func (c *Config) validateAuth() error {
 		return err
 	}
 	if err := checkPEMOrPath("auth.ca", a.CA, false); err != nil {
+		return err
+	}
+	if err := c.validateEAP(); err != nil {
 		return err
 	}
 	_, err := c.pskTable()
@@ -548,26 +537,8 @@ func (c *Config) PSKFunc() (func(peer auth.Identity) []byte, error) {
 // decodePSK decodes "0x" + hex, "0s" + base64, else the bytes as written.
 // Errors never quote the value.
 func decodePSK(field, s string) ([]byte, error) {
-	var b []byte
-	var err error
-	switch {
-	case s == "":
-		return nil, fieldErr(field, "empty")
-	case strings.HasPrefix(s, "0x"):
-		if b, err = hex.DecodeString(s[2:]); err != nil {
-			return nil, fieldErr(field, "invalid hex after the \"0x\" prefix")
-		}
-	case strings.HasPrefix(s, "0s"):
-		if b, err = base64.StdEncoding.DecodeString(s[2:]); err != nil {
-			return nil, fieldErr(field, "invalid base64 after the \"0s\" prefix")
-		}
-	default:
-		return []byte(s), nil
-	}
-	if len(b) == 0 {
-		return nil, fieldErr(field, "empty after its prefix")
-	}
-	return b, nil
+	b, err := fieldcheck.PSK(s)
+	return b, reasonErr(field, err)
 }
 
 // Credentials reads (when they are paths) and parses auth.key, auth.cert
@@ -579,22 +550,14 @@ func (c *Config) Credentials() (signer crypto.Signer, chain [][]byte, cas []*x50
 	if c.Auth.Method != AuthPubkey {
 		return nil, nil, nil, nil
 	}
-	data, err := readPEMOrPath("auth.cert", c.Auth.Cert)
+	certs, err := loadCerts("auth.cert", c.Auth.Cert)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	certs, err := parseCertsPEM("auth.cert", data)
-	if err != nil {
+	if signer, err = loadKey("auth.key", c.Auth.Key); err != nil {
 		return nil, nil, nil, err
 	}
-	if data, err = readPEMOrPath("auth.key", c.Auth.Key); err != nil {
-		return nil, nil, nil, err
-	}
-	if signer, err = parseKeyPEM("auth.key", data); err != nil {
-		return nil, nil, nil, err
-	}
-	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(certs[0].PublicKey) {
+	if !pemfile.KeyMatches(signer, certs[0]) {
 		return nil, nil, nil, fieldErr("auth.key", "does not match the public key of auth.cert")
 	}
 	id, err := c.Identity()
@@ -604,11 +567,10 @@ func (c *Config) Credentials() (signer crypto.Signer, chain [][]byte, cas []*x50
 	if err := auth.CertMatchesIdentity(certs[0], id); err != nil {
 		return nil, nil, nil, fieldErr("auth.cert", "does not hold id %s (clients check it): %s", quote(c.ID), strings.TrimPrefix(err.Error(), "auth: "))
 	}
-	if data, err = readPEMOrPath("auth.ca", c.Auth.CA); err != nil {
-		return nil, nil, nil, err
-	}
-	if cas, err = parseCertsPEM("auth.ca", data); err != nil {
-		return nil, nil, nil, err
+	if c.Auth.CA != "" || c.Auth.EAP == nil {
+		if cas, err = loadCerts("auth.ca", c.Auth.CA); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	for _, cert := range certs {
 		chain = append(chain, cert.Raw)
@@ -692,44 +654,11 @@ func parseProposals(field string, list, def []string, esp bool) ([]ikecrypto.Pro
 	if len(list) == 0 {
 		list = def
 	}
-	if len(list) > maxProposals {
-		return nil, fieldErr(field, "more than %d proposals", maxProposals)
-	}
-	out := make([]ikecrypto.Proposal, 0, len(list))
-	for i, s := range list {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if reason := proposalSyntax(s); reason != "" {
-			return nil, fieldErr(f, "%s", reason)
-		}
-		p, err := ikecrypto.ParseProposal(s, esp)
-		if err != nil {
-			return nil, fieldErr(f, "invalid %s", err.Error())
-		}
-		if j := slices.Index(list[:i], s); j >= 0 {
-			return nil, fieldErr(f, "duplicate of %s[%d]", field, j)
-		}
-		out = append(out, p)
+	out, f, err := style.Proposals(field, list, maxProposals, esp)
+	if err != nil {
+		return nil, reasonErr(f, err)
 	}
 	return out, nil
-}
-
-// proposalSyntax returns why s is not strongSwan proposal syntax: tokens of
-// [a-z0-9_] joined by '-'.
-func proposalSyntax(s string) string {
-	if s == "" {
-		return "empty proposal"
-	}
-	for _, tok := range strings.Split(s, "-") {
-		if tok == "" {
-			return fmt.Sprintf("invalid proposal %s: empty algorithm between '-'", quote(s))
-		}
-		for i := 0; i < len(tok); i++ {
-			if c := tok[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-				return fmt.Sprintf("invalid proposal %s: invalid character %q (want lower-case algorithm names joined by '-')", quote(s), rune(c))
-			}
-		}
-	}
-	return ""
 }
 
 func (c *Config) validateQCD() error {
@@ -951,46 +880,14 @@ func (c *Config) sessionTimers() (ike.Timers, error) {
 // parseDuration parses an optional Go duration within [lo, hi]; "" is 0,
 // and so is "0s" when zeroOK.
 func parseDuration(field, s string, lo, hi time.Duration, zeroOK bool) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fieldErr(field, "invalid duration %s (want a Go duration such as \"30s\")", quote(s))
-	}
-	if d == 0 && zeroOK {
-		return 0, nil
-	}
-	if d < lo || d > hi {
-		return 0, fieldErr(field, "%s is out of range %s..%s", quote(s), lo, hi)
-	}
-	return d, nil
+	d, err := style.Duration(s, lo, hi, zeroOK)
+	return d, reasonErr(field, err)
 }
 
 func parsePrefixes(field string, list []string) ([]netip.Prefix, error) {
-	if len(list) > maxPrefixes {
-		return nil, fieldErr(field, "more than %d prefixes", maxPrefixes)
-	}
-	out := make([]netip.Prefix, 0, len(list))
-	for i, s := range list {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(s); aerr == nil {
-				return nil, fieldErr(f, "invalid prefix %s (want address/bits, such as \"%s/%d\")", quote(s), s, a.BitLen())
-			}
-			return nil, fieldErr(f, "invalid prefix %s", quote(s))
-		}
-		if pfx.Addr().Is4In6() {
-			return nil, fieldErr(f, "invalid prefix %s (write IPv4-mapped prefixes as IPv4)", quote(s))
-		}
-		if m := pfx.Masked(); m != pfx {
-			return nil, fieldErr(f, "invalid prefix %s: host bits set (did you mean %q?)", quote(s), m.String())
-		}
-		if j := slices.Index(out, pfx); j >= 0 {
-			return nil, fieldErr(f, "duplicate of %s[%d]", field, j)
-		}
-		out = append(out, pfx)
+	out, f, err := style.Prefixes(field, list, maxPrefixes)
+	if err != nil {
+		return nil, reasonErr(f, err)
 	}
 	return out, nil
 }
@@ -998,135 +895,39 @@ func parsePrefixes(field string, list []string) ([]netip.Prefix, error) {
 // parseIdentityField parses a required identity with ike/auth, the parser
 // the engine uses, and rejects wildcards.
 func parseIdentityField(field, s string) (auth.Identity, error) {
-	switch {
-	case s == "":
-		return auth.Identity{}, fieldErr(field, "required")
-	case len(s) > maxIDLen:
-		return auth.Identity{}, fieldErr(field, "longer than %d bytes", maxIDLen)
-	case !utf8.ValidString(s) || hasControl(s):
-		return auth.Identity{}, fieldErr(field, "contains a control character or invalid UTF-8")
-	case strings.HasPrefix(s, "%"):
-		return auth.Identity{}, fieldErr(field, "wildcard %s is not allowed; name the identity", quote(s))
-	}
-	id, err := auth.ParseIdentityStrict(s)
-	if err != nil {
-		return auth.Identity{}, fieldErr(field, "%s", strings.TrimPrefix(err.Error(), "auth: "))
-	}
-	if id.IsAny() {
-		return auth.Identity{}, fieldErr(field, "%s matches any identity; name the identity", quote(s))
-	}
-	return id, nil
-}
-
-func isInlinePEM(s string) bool {
-	return strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "-----BEGIN")
+	id, err := style.Identity(s, maxIDLen)
+	return id, reasonErr(field, err)
 }
 
 // checkPEMOrPath parses inline PEM or checks a path's syntax (no I/O).
 func checkPEMOrPath(field, s string, isKey bool) error {
-	if s == "" {
-		return nil
-	}
-	if !isInlinePEM(s) {
-		return checkPath(field, s)
-	}
-	if isKey {
-		_, err := parseKeyPEM(field, []byte(s))
-		return err
-	}
-	_, err := parseCertsPEM(field, []byte(s))
-	return err
+	return reasonErr(field, pemRules.Check(s, isKey))
 }
 
 func checkPath(field, s string) error {
-	if s == "" {
-		return nil
-	}
-	if len(s) > maxPathLen {
-		return fieldErr(field, "path longer than %d bytes", maxPathLen)
-	}
-	if hasControl(s) || !utf8.ValidString(s) {
-		return fieldErr(field, "path contains a control character or invalid UTF-8")
-	}
-	return nil
+	return reasonErr(field, fieldcheck.Path(s, maxPathLen))
 }
 
-func readPEMOrPath(field, s string) ([]byte, error) {
+// loadCerts reads (when it is a path) and parses the required certificates s.
+func loadCerts(field, s string) ([]*x509.Certificate, error) {
 	if s == "" {
 		return nil, fieldErr(field, "required")
 	}
-	if isInlinePEM(s) {
-		return []byte(s), nil
-	}
-	if err := checkPath(field, s); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(s)
-	if err != nil {
-		return nil, fieldErr(field, "cannot read %s: %s", quote(s), pathErrReason(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err != nil {
-		return nil, fieldErr(field, "cannot read %s: %s", quote(s), pathErrReason(err))
-	}
-	if len(data) > MaxConfigSize {
-		return nil, fieldErr(field, "%s is larger than %d bytes", quote(s), MaxConfigSize)
-	}
-	return data, nil
+	certs, err := pemRules.Certs(s)
+	return certs, reasonErr(field, err)
 }
 
-// pathErrReason drops the path from an fs error; the caller names it.
-func pathErrReason(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
+// loadKey reads (when it is a path) and parses the required private key s.
+func loadKey(field, s string) (crypto.Signer, error) {
+	if s == "" {
+		return nil, fieldErr(field, "required")
 	}
-	return err.Error()
-}
-
-func parseCertsPEM(field string, data []byte) ([]*x509.Certificate, error) {
-	certs, err := auth.LoadCertificates(data)
-	if err != nil {
-		return nil, fieldErr(field, "%s", strings.TrimPrefix(err.Error(), "auth: "))
-	}
-	return certs, nil
-}
-
-// parseKeyPEM parses a private key as the engine does. The reason is
-// generic on purpose: parser messages could echo key bytes.
-func parseKeyPEM(field string, data []byte) (crypto.Signer, error) {
-	k, err := auth.LoadSigner(data)
-	if err != nil {
-		if strings.Contains(err.Error(), "encrypted") {
-			return nil, fieldErr(field, "encrypted private keys are not supported")
-		}
-		return nil, fieldErr(field, "not a valid private key (want unencrypted PKCS #8, PKCS #1 or SEC 1 PEM)")
-	}
-	return k, nil
-}
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
-			return true
-		}
-	}
-	return false
+	k, err := pemRules.Key(s)
+	return k, reasonErr(field, err)
 }
 
 // quote quotes s for an error message, shortened if long.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "..."
-	}
-	return strconv.Quote(s)
-}
+func quote(s string) string { return style.Quote(s) }
 
 const redacted = "[redacted]"
 
@@ -1149,13 +950,16 @@ func (c Config) LogValue() slog.Value {
 	for _, f := range []struct{ k, v string }{{"cert", c.Auth.Cert}, {"key", c.Auth.Key}, {"ca", c.Auth.CA}} {
 		switch {
 		case f.v == "":
-		case f.k == "key" && isInlinePEM(f.v):
+		case f.k == "key" && pemfile.IsInline(f.v):
 			authAttrs = append(authAttrs, slog.String(f.k, redacted))
-		case isInlinePEM(f.v):
+		case pemfile.IsInline(f.v):
 			authAttrs = append(authAttrs, slog.String(f.k, "[inline PEM]"))
 		default:
 			authAttrs = append(authAttrs, slog.String(f.k, f.v))
 		}
+	}
+	if c.Auth.EAP != nil {
+		authAttrs = append(authAttrs, slog.Any("eap_users", c.Auth.EAP.userNames())) // names only
 	}
 	return slog.GroupValue(
 		slog.Any("listen", c.Listen),

@@ -3,17 +3,12 @@ package sdk
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"math"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -22,7 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/qcdvpn/qcdvpn/ike/auth"
-	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+	"github.com/qcdvpn/qcdvpn/internal/fieldcheck"
+	"github.com/qcdvpn/qcdvpn/internal/pemfile"
 	"github.com/qcdvpn/qcdvpn/internal/strictjson"
 )
 
@@ -294,28 +290,28 @@ type ProfileError struct {
 
 // Error returns one line: "profile: [line L, column C: ][field: ]reason".
 func (e *ProfileError) Error() string {
-	var b strings.Builder
-	b.WriteString("profile: ")
-	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Reason)
-	// Belt and braces: whatever a reason quotes, the message stays one line.
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029 {
-			return ' '
-		}
-		return r
-	}, b.String())
+	return fieldcheck.Message("profile: ", "", e.Line, e.Column, e.Field, e.Reason)
 }
 
 func fieldErr(field, format string, args ...any) error {
 	return &ProfileError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
+
+// reasonErr puts a reason from internal/fieldcheck or internal/pemfile on
+// field; nil stays nil.
+func reasonErr(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fieldErr(field, "%s", err)
+}
+
+// style and pemRules are the profile's wording and limits for the checks
+// it shares with the gateway config.
+var (
+	style    = fieldcheck.Style{QuoteLen: 80, DottedBits: true}
+	pemRules = pemfile.Rules{QuoteLen: style.QuoteLen, MaxSize: MaxProfileSize}
+)
 
 // ParseProfile decodes a profile strictly, fills defaults and validates it.
 // It does no I/O: file paths in it are checked by LoadCredentials.
@@ -346,12 +342,7 @@ func ParseProfile(data []byte) (*Profile, error) {
 // relative paths in it (ca, auth.cert, auth.key, state_dir) relative to the
 // file's directory, and checks that its certificates and keys load.
 func LoadProfile(path string) (*Profile, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fieldErr("", "cannot read %q: %s", path, pathErrReason(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxProfileSize+1))
+	data, err := pemfile.ReadFile(path, MaxProfileSize)
 	if err != nil {
 		return nil, fieldErr("", "cannot read %q: %s", path, pathErrReason(err))
 	}
@@ -360,12 +351,7 @@ func LoadProfile(path string) (*Profile, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
-	rel := func(s string) string {
-		if s == "" || isInlinePEM(s) || filepath.IsAbs(s) {
-			return s
-		}
-		return filepath.Join(dir, s)
-	}
+	rel := func(s string) string { return pemfile.Rel(dir, s) }
 	p.CA, p.Auth.Cert, p.Auth.Key, p.StateDir = rel(p.CA), rel(p.Auth.Cert), rel(p.Auth.Key), rel(p.StateDir)
 	if _, err := p.LoadCredentials(); err != nil {
 		return nil, err
@@ -522,34 +508,15 @@ func checkName(s string) error {
 		return fieldErr("name", "longer than %d bytes", maxNameLen)
 	case !utf8.ValidString(s):
 		return fieldErr("name", "not valid UTF-8")
-	case hasControl(s):
+	case fieldcheck.HasControl(s):
 		return fieldErr("name", "contains a control character")
 	}
 	return nil
 }
 
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
-			return true
-		}
-	}
-	return false
-}
-
 // quote quotes a user value for an error message, shortened so that a
 // runaway value does not flood the terminal. Never pass a secret.
-func quote(s string) string {
-	const max = 80
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "..."
-	}
-	return strconv.Quote(s)
-}
+func quote(s string) string { return style.Quote(s) }
 
 // GatewayEndpoints parses the gateway list; it does no DNS resolution.
 func (p *Profile) GatewayEndpoints() ([]Gateway, error) {
@@ -720,7 +687,7 @@ func (a Auth) validate() error {
 		}
 	}
 	if a.Username != "" {
-		if hasControl(a.Username) || !utf8.ValidString(a.Username) || len(a.Username) > 253 {
+		if fieldcheck.HasControl(a.Username) || !utf8.ValidString(a.Username) || len(a.Username) > 253 {
 			return fieldErr("auth.username", "must be at most 253 bytes of UTF-8 without control characters")
 		}
 	}
@@ -736,31 +703,8 @@ func (a Auth) validate() error {
 
 // PSKBytes decodes the PSK: "0x" + hex, "0s" + base64, else the bytes as written.
 func (a Auth) PSKBytes() ([]byte, error) {
-	s := a.PSK
-	var b []byte
-	var err error
-	switch {
-	case s == "":
-		return nil, fieldErr("auth.psk", "empty")
-	case strings.HasPrefix(s, "0x"):
-		if b, err = hex.DecodeString(s[2:]); err != nil {
-			return nil, fieldErr("auth.psk", "invalid hex after the \"0x\" prefix")
-		}
-	case strings.HasPrefix(s, "0s"):
-		if b, err = base64.StdEncoding.DecodeString(s[2:]); err != nil {
-			return nil, fieldErr("auth.psk", "invalid base64 after the \"0s\" prefix")
-		}
-	default:
-		return []byte(s), nil
-	}
-	if len(b) == 0 {
-		return nil, fieldErr("auth.psk", "empty after its prefix")
-	}
-	return b, nil
-}
-
-func isInlinePEM(s string) bool {
-	return strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "-----BEGIN")
+	b, err := fieldcheck.PSK(a.PSK)
+	return b, reasonErr("auth.psk", err)
 }
 
 func checkCA(ca, method string) error {
@@ -775,28 +719,11 @@ func checkCA(ca, method string) error {
 
 // checkPEMOrPath parses inline PEM or checks a path's syntax (no I/O).
 func checkPEMOrPath(field, s string, isKey bool) error {
-	if s == "" {
-		return nil
-	}
-	if !isInlinePEM(s) {
-		return checkPath(field, s)
-	}
-	if isKey {
-		_, err := parseKeyPEM(field, []byte(s))
-		return err
-	}
-	_, err := parseCertsPEM(field, []byte(s))
-	return err
+	return reasonErr(field, pemRules.Check(s, isKey))
 }
 
 func checkPath(field, s string) error {
-	if s == "" {
-		return nil
-	}
-	if hasControl(s) || strings.ContainsRune(s, 0) || !utf8.ValidString(s) {
-		return fieldErr(field, "path contains a control character or invalid UTF-8")
-	}
-	return nil
+	return reasonErr(field, fieldcheck.Path(s, pemRules.MaxPathLen))
 }
 
 // Credentials are the certificates and key a profile refers to, parsed.
@@ -813,93 +740,30 @@ type Credentials struct {
 // auth.key, and checks that the key matches the certificate.
 func (p *Profile) LoadCredentials() (*Credentials, error) {
 	var c Credentials
+	var err error
 	if p.CA != "" {
-		data, err := readPEMOrPath("ca", p.CA)
-		if err != nil {
-			return nil, err
-		}
-		if c.CAs, err = parseCertsPEM("ca", data); err != nil {
-			return nil, err
+		if c.CAs, err = pemRules.Certs(p.CA); err != nil {
+			return nil, reasonErr("ca", err)
 		}
 	}
 	if p.Auth.Cert != "" {
-		data, err := readPEMOrPath("auth.cert", p.Auth.Cert)
-		if err != nil {
-			return nil, err
-		}
-		if c.Chain, err = parseCertsPEM("auth.cert", data); err != nil {
-			return nil, err
+		if c.Chain, err = pemRules.Certs(p.Auth.Cert); err != nil {
+			return nil, reasonErr("auth.cert", err)
 		}
 	}
 	if p.Auth.Key != "" {
-		data, err := readPEMOrPath("auth.key", p.Auth.Key)
-		if err != nil {
-			return nil, err
-		}
-		if c.Key, err = parseKeyPEM("auth.key", data); err != nil {
-			return nil, err
+		if c.Key, err = pemRules.Key(p.Auth.Key); err != nil {
+			return nil, reasonErr("auth.key", err)
 		}
 	}
-	if c.Key != nil && len(c.Chain) > 0 {
-		pub, ok := c.Key.Public().(interface{ Equal(crypto.PublicKey) bool })
-		if !ok || !pub.Equal(c.Chain[0].PublicKey) {
-			return nil, fieldErr("auth.key", "does not match the public key of auth.cert")
-		}
+	if c.Key != nil && len(c.Chain) > 0 && !pemfile.KeyMatches(c.Key, c.Chain[0]) {
+		return nil, fieldErr("auth.key", "does not match the public key of auth.cert")
 	}
 	return &c, nil
 }
 
-func readPEMOrPath(field, s string) ([]byte, error) {
-	if isInlinePEM(s) {
-		return []byte(s), nil
-	}
-	if err := checkPath(field, s); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(s)
-	if err != nil {
-		return nil, fieldErr(field, "cannot read %s: %s", quote(s), pathErrReason(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxProfileSize+1))
-	if err != nil {
-		return nil, fieldErr(field, "cannot read %s: %s", quote(s), pathErrReason(err))
-	}
-	if len(data) > MaxProfileSize {
-		return nil, fieldErr(field, "%s is larger than %d bytes", quote(s), MaxProfileSize)
-	}
-	return data, nil
-}
-
 // pathErrReason drops the path from an fs error, which the caller quotes.
-func pathErrReason(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
-func parseCertsPEM(field string, data []byte) ([]*x509.Certificate, error) {
-	certs, err := auth.LoadCertificates(data)
-	if err != nil {
-		return nil, fieldErr(field, "%s", strings.TrimPrefix(err.Error(), "auth: "))
-	}
-	return certs, nil
-}
-
-// parseKeyPEM parses the private key as the engine does. The reason is
-// generic on purpose: parser messages could echo key bytes one day.
-func parseKeyPEM(field string, data []byte) (crypto.Signer, error) {
-	k, err := auth.LoadSigner(data)
-	if err != nil {
-		if strings.Contains(err.Error(), "encrypted") {
-			return nil, fieldErr(field, "encrypted private keys are not supported")
-		}
-		return nil, fieldErr(field, "not a valid private key (want unencrypted PKCS #8, PKCS #1 or SEC 1 PEM)")
-	}
-	return k, nil
-}
+var pathErrReason = pemfile.PathErrReason
 
 // checkProposals checks each proposal's syntax, then its algorithms with
 // the engine's parser, and returns the effective list.
@@ -907,43 +771,10 @@ func checkProposals(field string, list, def []string, esp bool) ([]string, error
 	if len(list) == 0 {
 		return def, nil
 	}
-	if len(list) > maxProposals {
-		return nil, fieldErr(field, "more than %d proposals", maxProposals)
-	}
-	for i, s := range list {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if reason := proposalSyntax(s); reason != "" {
-			return nil, fieldErr(f, "%s", reason)
-		}
-		if _, err := ikecrypto.ParseProposal(s, esp); err != nil {
-			return nil, fieldErr(f, "invalid %s", err.Error())
-		}
-		for j := range i {
-			if list[j] == s {
-				return nil, fieldErr(f, "duplicate of %s[%d]", field, j)
-			}
-		}
+	if _, f, err := style.Proposals(field, list, maxProposals, esp); err != nil {
+		return nil, reasonErr(f, err)
 	}
 	return append([]string(nil), list...), nil
-}
-
-// proposalSyntax returns why s is not strongSwan proposal syntax: tokens of
-// [a-z0-9_] joined by '-'.
-func proposalSyntax(s string) string {
-	if s == "" {
-		return "empty proposal"
-	}
-	for _, tok := range strings.Split(s, "-") {
-		if tok == "" {
-			return fmt.Sprintf("invalid proposal %s: empty algorithm between '-'", quote(s))
-		}
-		for i := 0; i < len(tok); i++ {
-			if c := tok[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-				return fmt.Sprintf("invalid proposal %s: invalid character %q (want lower-case algorithm names joined by '-')", quote(s), rune(c))
-			}
-		}
-	}
-	return ""
 }
 
 // TrafficPrefixes parses traffic.include (default 0.0.0.0/0 and ::/0) and
@@ -963,31 +794,9 @@ func (p *Profile) TrafficPrefixes() (include, exclude []netip.Prefix, err error)
 }
 
 func parsePrefixes(field string, list []string) ([]netip.Prefix, error) {
-	if len(list) > maxPrefixes {
-		return nil, fieldErr(field, "more than %d prefixes", maxPrefixes)
-	}
-	out := make([]netip.Prefix, 0, len(list))
-	for i, s := range list {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil {
-			if _, aerr := netip.ParseAddr(s); aerr == nil {
-				return nil, fieldErr(f, "invalid prefix %s (want address/bits, such as \"%s/%d\")", quote(s), s, map[bool]int{true: 32, false: 128}[strings.Contains(s, ".")])
-			}
-			return nil, fieldErr(f, "invalid prefix %s", quote(s))
-		}
-		if pfx.Addr().Is4In6() {
-			return nil, fieldErr(f, "invalid prefix %s (write IPv4-mapped prefixes as IPv4)", quote(s))
-		}
-		if m := pfx.Masked(); m != pfx {
-			return nil, fieldErr(f, "invalid prefix %s: host bits set (did you mean %q?)", quote(s), m.String())
-		}
-		for j := range i {
-			if out[j] == pfx {
-				return nil, fieldErr(f, "duplicate of %s[%d]", field, j)
-			}
-		}
-		out = append(out, pfx)
+	out, f, err := style.Prefixes(field, list, maxPrefixes)
+	if err != nil {
+		return nil, reasonErr(f, err)
 	}
 	return out, nil
 }
@@ -999,17 +808,9 @@ func (p *Profile) TimerValues() (TimerValues, error) {
 		if s == "" {
 			return nil
 		}
-		field := "timers." + name
-		d, err := time.ParseDuration(s)
+		d, err := style.Duration(s, min, max, zeroOK)
 		if err != nil {
-			return fieldErr(field, "invalid duration %s (want a Go duration such as \"30s\")", quote(s))
-		}
-		if d == 0 && zeroOK {
-			*dst = 0
-			return nil
-		}
-		if d < min || d > max {
-			return fieldErr(field, "%s is out of range %s..%s", quote(s), min, max)
+			return reasonErr("timers."+name, err)
 		}
 		*dst = d
 		return nil
@@ -1112,24 +913,8 @@ func (p *Profile) EffectiveMTU() int {
 // parseIdentityField parses a required identity with ike/auth, the parser
 // the engine uses, and rejects wildcards: the client always names both ends.
 func parseIdentityField(field, s string) (auth.Identity, error) {
-	switch {
-	case s == "":
-		return auth.Identity{}, fieldErr(field, "required")
-	case len(s) > maxIDLen:
-		return auth.Identity{}, fieldErr(field, "longer than %d bytes", maxIDLen)
-	case !utf8.ValidString(s) || hasControl(s):
-		return auth.Identity{}, fieldErr(field, "contains a control character or invalid UTF-8")
-	case strings.HasPrefix(s, "%"):
-		return auth.Identity{}, fieldErr(field, "wildcard %s is not allowed; name the identity", quote(s))
-	}
-	id, err := auth.ParseIdentityStrict(s)
-	if err != nil {
-		return auth.Identity{}, fieldErr(field, "%s", strings.TrimPrefix(err.Error(), "auth: "))
-	}
-	if id.IsAny() {
-		return auth.Identity{}, fieldErr(field, "%s matches any identity; name the identity", quote(s))
-	}
-	return id, nil
+	id, err := style.Identity(s, maxIDLen)
+	return id, reasonErr(field, err)
 }
 
 // LogValue logs the profile with secrets redacted: the PSK, the EAP
@@ -1171,7 +956,7 @@ func (p Profile) GoString() string { return p.String() }
 const redacted = "[redacted]"
 
 func pemOrPath(s string) string {
-	if isInlinePEM(s) {
+	if pemfile.IsInline(s) {
 		return "[inline PEM]"
 	}
 	return s
@@ -1195,7 +980,7 @@ func (a Auth) LogValue() slog.Value {
 	}
 	add("psk", redact(a.PSK))
 	add("cert", pemOrPath(a.Cert))
-	if isInlinePEM(a.Key) {
+	if pemfile.IsInline(a.Key) {
 		add("key", redacted)
 	} else {
 		add("key", a.Key)

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,24 +55,15 @@ type demoResult struct {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("demo", "Usage: qcdvpn demo [--blackhole] [--no-qcd]\n\nStarts a primary and a backup gateway on loopback, connects a client (netstack, no root), sends steady traffic, crashes the primary with kill -9 and prints how the client recovered.\n\n", stderr)
 	blackhole := fs.Bool("blackhole", false, "leave the crashed primary dead instead of restarting it without state")
 	noQCD := fs.Bool("no-qcd", false, "turn QCD off in the client (liveness checks only), to compare")
 	logLevel := fs.String("log-level", "error", "log level on stderr")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: qcdvpn demo [--blackhole] [--no-qcd]\n\nStarts a primary and a backup gateway on loopback, connects a client (netstack, no root), sends steady traffic, crashes the primary with kill -9 and prints how the client recovered.\n\n")
-		fs.PrintDefaults()
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "qcdvpn demo: --log-level: %q is not one of debug, info, warn, error\n", *logLevel)
+	level, ok := parseLevel("demo", *logLevel, stderr)
+	if !ok {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/qcdvpn/qcdvpn/gateway"
@@ -21,38 +18,27 @@ import (
 // cmdGateway runs the test/demo responder until SIGINT or SIGTERM (a
 // graceful stop that deletes every IKE SA); kill -9 is the crash drill.
 func cmdGateway(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("gateway", "Usage: qcdvpn gateway -c GATEWAY.json [--events json] [--control] [--log-level LEVEL]\n\nRuns the qcdvpn IKEv2 gateway (QCD token maker, resumption tickets) until SIGINT or SIGTERM.\n\n", stderr)
 	cfgPath := fs.String("c", "", "gateway config JSON file (required)")
 	fs.StringVar(cfgPath, "config", "", "same as -c")
 	events := fs.String("events", "text", "event output: text (human lines on stderr) or json (one object per line on stdout)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
 	control := fs.Bool("control", false, "read commands from stdin, one per line: \"redirect TARGET\" (RFC 5685, every connected client), \"stop\"")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: qcdvpn gateway -c GATEWAY.json [--events json] [--control] [--log-level LEVEL]\n\nRuns the qcdvpn IKEv2 gateway (QCD token maker, resumption tickets) until SIGINT or SIGTERM.\n\n")
-		fs.PrintDefaults()
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "qcdvpn gateway: unexpected argument %q\n", fs.Arg(0))
+	if !noArgs(fs, stderr) {
 		return 2
 	}
 	if *cfgPath == "" {
 		fmt.Fprintln(stderr, "qcdvpn gateway: -c GATEWAY.json is required")
 		return 2
 	}
-	if *events != "json" && *events != "text" {
-		fmt.Fprintf(stderr, "qcdvpn gateway: --events: %q is not one of json, text\n", *events)
+	if !checkEvents("gateway", *events, stderr) {
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "qcdvpn gateway: --log-level: %q is not one of debug, info, warn, error\n", *logLevel)
+	level, ok := parseLevel("gateway", *logLevel, stderr)
+	if !ok {
 		return 2
 	}
 	cfg, err := gateway.LoadConfig(*cfgPath)
@@ -61,17 +47,10 @@ func cmdGateway(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	var outMu sync.Mutex
-	onEvent := func(e gateway.Event) {
-		outMu.Lock()
-		defer outMu.Unlock()
+	onEvent := eventPrinter(*events, stdout, stderr, func(e gateway.Event) string {
 		b, _ := json.Marshal(e)
-		if *events == "json" {
-			fmt.Fprintf(stdout, "%s\n", b)
-			return
-		}
-		fmt.Fprintf(stderr, "gateway: %s\n", b)
-	}
+		return "gateway: " + string(b)
+	})
 	g, err := gateway.New(cfg, gateway.Options{Logger: log, OnEvent: onEvent})
 	if err != nil {
 		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))

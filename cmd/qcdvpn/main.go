@@ -9,15 +9,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/qcdvpn/qcdvpn/sdk"
@@ -67,8 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdUp(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("up", "Usage: qcdvpn up -p PROFILE [--tun NAME | --netstack [--forward LISTEN=TARGET]...] [--events json] [--log-level LEVEL]\n\nConnects and stays up until SIGINT or SIGTERM.\n\n", stderr)
 	profilePath := fs.String("p", "", "profile JSON file (required)")
 	fs.StringVar(profilePath, "profile", "", "same as -p")
 	events := fs.String("events", "text", "event output: text (human lines on stderr) or json (one object per line on stdout)")
@@ -77,35 +73,25 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	useNetstack := fs.Bool("netstack", false, "rootless: run the tunnel in an in-process network stack instead of a kernel TUN")
 	var forwards forwardList
 	fs.Var(&forwards, "forward", "with --netstack: LISTEN=TARGET forwards local TCP port LISTEN (host:port) through the tunnel to TARGET; repeatable")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: qcdvpn up -p PROFILE [--tun NAME | --netstack [--forward LISTEN=TARGET]...] [--events json] [--log-level LEVEL]\n\nConnects and stays up until SIGINT or SIGTERM.\n\n")
-		fs.PrintDefaults()
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "qcdvpn up: unexpected argument %q\n", fs.Arg(0))
+	if !noArgs(fs, stderr) {
 		return 2
 	}
 	if *profilePath == "" {
 		fmt.Fprintln(stderr, "qcdvpn up: -p PROFILE is required")
 		return 2
 	}
-	if *events != "json" && *events != "text" {
-		fmt.Fprintf(stderr, "qcdvpn up: --events: %q is not one of json, text\n", *events)
+	if !checkEvents("up", *events, stderr) {
 		return 2
 	}
 	if len(forwards) > 0 && !*useNetstack {
 		fmt.Fprintln(stderr, "qcdvpn up: --forward needs --netstack")
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "qcdvpn up: --log-level: %q is not one of debug, info, warn, error\n", *logLevel)
+	level, ok := parseLevel("up", *logLevel, stderr)
+	if !ok {
 		return 2
 	}
 	p, err := sdk.LoadProfile(*profilePath)
@@ -114,18 +100,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	var outMu sync.Mutex
-	onEvent := func(e sdk.Event) {
-		outMu.Lock()
-		defer outMu.Unlock()
-		if *events == "json" {
-			b, _ := json.Marshal(e)
-			fmt.Fprintf(stdout, "%s\n", b)
-			return
-		}
-		fmt.Fprintln(stderr, humanEvent(e))
-	}
-	opts := sdk.Options{Logger: log, OnEvent: onEvent, TUNName: *tunName}
+	opts := sdk.Options{Logger: log, OnEvent: eventPrinter(*events, stdout, stderr, humanEvent), TUNName: *tunName}
 	if *useNetstack {
 		opts.DataPlane = sdk.DataPlaneNetstack
 	}
