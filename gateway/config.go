@@ -140,8 +140,9 @@ type Config struct {
 
 // AuthConfig is the gateway's authentication. Method "psk" needs psk (or
 // the top-level psks) and takes no cert, key or ca. Method "pubkey" needs
-// cert, key and ca; psk and psks are optional and then also let PSK
-// clients in (a PSK answers a PSK).
+// cert, key and ca (ca is optional with eap); psk and psks are optional
+// and then also let PSK clients in (a PSK answers a PSK); eap also lets
+// EAP-MSCHAPv2 clients in, to whom the gateway authenticates with cert.
 type AuthConfig struct {
 	// Method is "psk" or "pubkey".
 	Method string `json:"method"`

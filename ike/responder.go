@@ -17,6 +17,7 @@ import (
 
 	"github.com/qcdvpn/qcdvpn/ike/auth"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
+	"github.com/qcdvpn/qcdvpn/ike/eap"
 	"github.com/qcdvpn/qcdvpn/ike/wire"
 )
 
@@ -35,6 +36,13 @@ type ResponderConfig struct {
 	// CAs verify client certificates; without them certificate clients
 	// are refused.
 	CAs []*x509.Certificate
+	// EAPUsers, when set, lets initiators that send IKE_AUTH without an
+	// AUTH payload authenticate with EAP-Identity and EAP-MSCHAPv2 (RFC
+	// 7296 §2.16): it returns the password of an EAP identity. The
+	// gateway then authenticates with Signer and CertChain (RFC 7296
+	// requires it to use a public-key method towards EAP clients), and
+	// both AUTH payloads of the last IKE_AUTH are keyed with the MSK.
+	EAPUsers eap.Users
 
 	// IKEProposals and ESPProposals in order of preference: like
 	// strongSwan, the first of ours that the peer offers wins.
@@ -124,6 +132,9 @@ func (c *ResponderConfig) check() error {
 	}
 	if c.PSK == nil && c.Signer == nil {
 		return errors.New("ike: responder: neither PSK nor Signer configured")
+	}
+	if c.EAPUsers != nil && c.Signer == nil {
+		return errors.New("ike: responder: EAPUsers without Signer (the gateway authenticates to EAP clients with a certificate)")
 	}
 	if c.Signer != nil && len(c.CertChain) == 0 {
 		return errors.New("ike: responder: Signer without CertChain")

@@ -18,6 +18,7 @@ type authResult struct {
 	session    *Session // nil: no IKE SA results
 	leases     []leaseRef
 	authFailed bool
+	pending    bool // an EAP exchange continues in the next IKE_AUTH
 }
 
 // authRequest answers IKE_AUTH for a half-open SA (RFC 7296 §1.2) and
@@ -25,22 +26,24 @@ type authResult struct {
 func (r *Responder) authRequest(ho *halfOpen, d Datagram, h wire.Header) {
 	ho.mu.Lock()
 	defer ho.mu.Unlock()
-	if ho.authResp != nil {
+	if ho.authResp != nil && (ho.final || h.MessageID == ho.authID) {
 		// A retransmission (of the request, or of the fragment that
 		// completed it) gets the same answer.
-		if bytes.Equal(ho.authReq, d.Data) {
+		if h.MessageID == ho.authID && bytes.Equal(ho.authReq, d.Data) {
 			for _, m := range ho.authResp {
 				_ = r.t.Send(m, d.From, d.Encap)
 			}
 		}
 		return
 	}
-	if h.Exchange != wire.ExchangeIKEAuth || h.MessageID != 1 || h.IsResponse() || !h.IsInitiator() {
+	// Message 1, or the next one of an EAP exchange (RFC 7296 §2.16).
+	want := ho.authID + 1
+	if h.Exchange != wire.ExchangeIKEAuth || h.MessageID != want || h.IsResponse() || !h.IsInitiator() {
 		return
 	}
 	if ho.frags == nil {
 		ho.frags = newReassembler(0, 0)
-		ho.frags.expect(false, 1)
+		ho.frags.expect(false, want)
 	}
 	_, ps, complete, err := ho.frags.add(d.Data, ho.keys)
 	if errors.Is(err, errNotFragment) {
@@ -55,9 +58,15 @@ func (r *Responder) authRequest(ho *halfOpen, d Datagram, h wire.Header) {
 		}
 		return
 	}
-	res := r.authenticate(ho, d, ps)
+	ho.reqID = h.MessageID
+	var res authResult
+	if ho.eap != nil {
+		res = r.eapContinue(ho, d, ps)
+	} else {
+		res = r.authenticate(ho, d, ps)
+	}
 	hdr := wire.Header{SPIi: ho.spii, SPIr: ho.spir, Version: wire.Version2, Exchange: wire.ExchangeIKEAuth,
-		Flags: wire.FlagResponse, MessageID: 1}
+		Flags: wire.FlagResponse, MessageID: h.MessageID}
 	var raw [][]byte
 	if ho.peerFragment {
 		// RFC 7383: certificate chains push IKE_AUTH past the path MTU.
@@ -72,7 +81,15 @@ func (r *Responder) authRequest(ho *halfOpen, d Datagram, h wire.Header) {
 		r.attachLeases(res.leases, nil)
 		return
 	}
-	ho.authReq, ho.authResp = d.Data, raw
+	ho.authReq, ho.authResp, ho.authID, ho.frags = d.Data, raw, h.MessageID, nil
+	if res.pending {
+		// EAP goes on: the SA stays half-open for the next IKE_AUTH.
+		for _, m := range raw {
+			_ = r.t.Send(m, d.From, d.Encap)
+		}
+		return
+	}
+	ho.final = true
 	s := res.session
 	if s != nil {
 		s.cur.lastResp = raw // the session answers further retransmissions
@@ -126,14 +143,17 @@ func (r *Responder) authenticate(ho *halfOpen, d Datagram, ps []wire.Payload) au
 		}
 	}
 	ap := wire.Find[*wire.Auth](ps)
-	if idi == nil || ap == nil {
-		return r.refuse(d, auth.Identity{}, "no IDi or AUTH payload (EAP is not supported)")
+	if idi == nil || (ap == nil && (r.cfg.EAPUsers == nil || ho.resumed != nil)) {
+		return r.refuse(d, auth.Identity{}, "no IDi or AUTH payload (EAP is not configured)")
 	}
 	peer := auth.Identity{Type: idi.IDType, Data: idi.Data}
 	if idr != nil {
 		if want := (auth.Identity{Type: idr.IDType, Data: idr.Data}); !want.Equal(r.cfg.LocalID) {
 			return r.refuse(d, peer, fmt.Sprintf("the initiator wants to talk to %s", want))
 		}
+	}
+	if ap == nil {
+		return r.eapStart(ho, d, ps, idi, peer)
 	}
 	var out []wire.Payload
 	method := ap.Method
@@ -149,6 +169,14 @@ func (r *Responder) authenticate(ho *halfOpen, d Datagram, ps []wire.Payload) au
 			return fail
 		}
 	}
+	return r.finish(ho, d, ps, peer, out, method)
+}
+
+// finish ends an authenticated IKE_AUTH: redirect, INITIAL_CONTACT, the
+// first Child SA and the session. ps are the payloads carrying SA, TS, CP
+// and the notifies (the first IKE_AUTH request of an EAP exchange); out
+// holds our IDr, CERT and AUTH.
+func (r *Responder) finish(ho *halfOpen, d Datagram, ps []wire.Payload, peer auth.Identity, out []wire.Payload, method uint8) authResult {
 	if r.cfg.RedirectAuth != nil && ho.redirectOK {
 		if to, ok := r.cfg.RedirectAuth(peer, d.From); ok {
 			// RFC 5685 §6: authenticated both ways, no Child SA.
@@ -373,7 +401,7 @@ func (r *Responder) newSession(ho *halfOpen, peer auth.Identity, remote netip.Ad
 		Suite:  ho.suite,
 		PeerID: peer,
 		cur: &ikeState{spii: ho.spii, spir: ho.spir, initiator: false, keys: ho.keys, suite: ho.suite,
-			nextID: 0, peerNext: 2},
+			nextID: 0, peerNext: max(ho.reqID, 1) + 1},
 		Established: now,
 		reqs:        make(chan *request),
 		cmds:        make(chan func()),

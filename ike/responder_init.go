@@ -49,6 +49,10 @@ type halfOpen struct {
 	mu       sync.Mutex // serialises IKE_AUTH handling
 	authReq  []byte     // the request (first fragment) answered
 	authResp [][]byte   // our response or its fragments
+	authID   uint32     // message ID of authReq
+	reqID    uint32     // message ID of the request being answered
+	final    bool       // no more IKE_AUTH requests: authResp is the last answer
+	eap      *eapState  // an EAP exchange in progress (RFC 7296 §2.16)
 }
 
 // saInit answers an IKE_SA_INIT request (RFC 7296 §1.2): COOKIE,

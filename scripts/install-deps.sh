@@ -4,7 +4,7 @@
 set -euo pipefail
 # libstrongswan-standard-plugins holds the openssl plugin (x25519, ChaCha20-Poly1305, ECP)
 # that internal/testbed.DefaultPlugins loads; --no-install-recommends would leave it out.
-pkgs=(strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump openjdk-17-jdk-headless gcc libc6-dev)
+pkgs=(strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins libcharon-extauth-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump openjdk-17-jdk-headless gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -281,6 +281,12 @@ type SwanClient struct {
 	// swanctl.conf). Without it the client authenticates with the
 	// certificate Cert.
 	PSK string
+	// EAPID and EAPSecret select EAP-MSCHAPv2 for the client (auth =
+	// eap-mschapv2, eap_id = EAPID, the secret in an eap section) with
+	// the gateway authenticating by certificate (remote auth = pubkey;
+	// put its CA in Files as x509ca/ca.pem). EAPID empty means LocalID.
+	// EAPSecret takes precedence over PSK and Cert.
+	EAPID, EAPSecret string
 	// Cert names the client certificate under x509/ (e.g. "client.pem",
 	// as laid out by PKI.SwanFiles("client", ...)); with it the gateway
 	// is also expected to authenticate with a certificate.
@@ -332,17 +338,24 @@ func (c SwanClient) Config() SwanConfig {
 	if c.PSK == "" {
 		auth = "pubkey"
 	}
+	localAuth, remoteAuth := auth, auth
+	if c.EAPSecret != "" {
+		localAuth, remoteAuth = "eap-mschapv2", "pubkey"
+	}
 	line("local {")
-	line("auth = %s", auth)
+	line("auth = %s", localAuth)
 	if c.LocalID != "" {
 		line("id = %s", c.LocalID)
 	}
-	if c.Cert != "" {
+	if c.EAPSecret != "" && c.EAPID != "" {
+		line("eap_id = %s", c.EAPID)
+	}
+	if c.Cert != "" && c.EAPSecret == "" {
 		line("certs = %s", c.Cert)
 	}
 	line("}")
 	line("remote {")
-	line("auth = %s", auth)
+	line("auth = %s", remoteAuth)
 	if c.RemoteID != "" {
 		line("id = %s", c.RemoteID)
 	}
@@ -366,7 +379,13 @@ func (c SwanClient) Config() SwanConfig {
 	line("}")
 	line("}")
 	cfg := SwanConfig{Connections: b.String(), Files: c.Files, CharonOptions: c.CharonOptions}
-	if c.PSK != "" {
+	if c.EAPSecret != "" {
+		id := c.EAPID
+		if id == "" {
+			id = c.LocalID
+		}
+		cfg.Secrets = fmt.Sprintf("eap-1 {\nid = %s\nsecret = %q\n}", id, c.EAPSecret)
+	} else if c.PSK != "" {
 		var ids strings.Builder
 		n := 0
 		for _, id := range []string{c.LocalID, c.RemoteID} {

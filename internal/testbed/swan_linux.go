@@ -31,6 +31,22 @@ func RequireStrongSwan(t testing.TB) {
 	}
 }
 
+// RequireSwanPlugin is RequireStrongSwan plus a check that charon's plugin
+// NAME (e.g. "eap-mschapv2") is installed; it skips loudly if not, naming
+// the Debian package when pkg is not empty.
+func RequireSwanPlugin(t testing.TB, name, pkg string) {
+	t.Helper()
+	RequireStrongSwan(t)
+	p := "/usr/lib/ipsec/plugins/libstrongswan-" + name + ".so"
+	if _, err := os.Stat(p); err != nil {
+		hint := ""
+		if pkg != "" {
+			hint = " (Debian: " + pkg + ")"
+		}
+		t.Skip(skipPrefix + "strongSwan plugin " + name + " is needed" + hint + ": " + err.Error())
+	}
+}
+
 // charonStartTimeout bounds how long charon may take to answer on vici;
 // it usually takes well under a second.
 const charonStartTimeout = 15 * time.Second

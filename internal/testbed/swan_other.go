@@ -16,3 +16,9 @@ func (s *StrongSwan) Kill() {}
 
 // Running reports false: charon cannot run here.
 func (s *StrongSwan) Running() bool { return false }
+
+// RequireSwanPlugin skips: charon cannot run here.
+func RequireSwanPlugin(t testing.TB, name, pkg string) {
+	t.Helper()
+	t.Skip(skipPrefix + ErrNotLinux.Error())
+}
