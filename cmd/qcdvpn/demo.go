@@ -35,6 +35,10 @@ type demoOptions struct {
 	// NoResumption turns tickets off in the client: failover by a full
 	// exchange, to compare.
 	NoResumption bool
+	// FastLiveness overrides the client's timers.fast_liveness (a Go
+	// duration): tests on a loaded machine, where restarting a gateway
+	// can take seconds, keep liveness from ending the SA first.
+	FastLiveness string
 	Rate         int // echo packets per second
 	Steady       time.Duration
 	After        time.Duration // how long traffic runs after the crash
@@ -237,6 +241,7 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 		"traffic":    map[string]any{"include": []string{"10.200.0.0/24"}},
 		"qcd":        map[string]any{"enabled": o.QCD},
 		"resumption": map[string]any{"enabled": !o.NoResumption},
+		"timers":     map[string]any{"fast_liveness": o.FastLiveness},
 		"state_dir":  filepath.Join(dir, "client"),
 	}
 	pb, _ := json.Marshal(profile)

@@ -43,8 +43,11 @@ func demo(t *testing.T, o demoOptions) *demoResult {
 // the client resumes on the backup with a ticket. Measured against the
 // same drill with QCD off (liveness only), in the same run.
 func TestDemoQCDRestart(t *testing.T) {
-	on := demo(t, demoOptions{Restart: true, QCD: true})
-	off := demo(t, demoOptions{Restart: true, QCD: false})
+	// A slower liveness check than the default, so that even when the
+	// loaded CI machine takes seconds to restart the gateway, liveness
+	// cannot end the SA before the restarted gateway is there to answer.
+	on := demo(t, demoOptions{Restart: true, QCD: true, FastLiveness: "2s", After: 11 * time.Second})
+	off := demo(t, demoOptions{Restart: true, QCD: false, FastLiveness: "2s", After: 11 * time.Second})
 	t.Logf("outage after a restart: QCD on %v (%s), QCD off %v (%s), ratio off/on %.0f",
 		on.Outage, on.DetectedBy, off.Outage, off.DetectedBy, float64(off.Outage)/float64(on.Outage))
 	if on.DetectedBy != "qcd_verified" {
