@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -22,8 +20,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qcdvpn/qcdvpn/internal/echotraffic"
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
+
+// echoTarget is the UDP echo service behind the demo gateways.
+var echoTarget = netip.MustParseAddrPort("10.200.0.1:7")
 
 // demoOptions select one recovery drill.
 type demoOptions struct {
@@ -273,20 +275,19 @@ func runDemo(ctx context.Context, o demoOptions) (*demoResult, error) {
 	go func() { _ = c.Wait(ctx) }()
 	say("client connected to %s (%s)", pa.Addr(), "full exchange")
 
-	tr := newEchoTraffic(c, o.Rate)
-	go tr.run(ctx)
-	defer tr.stop()
+	tr := echotraffic.Start(c.Net, echoTarget, o.Rate)
+	defer tr.Stop()
 	select {
 	case <-time.After(o.Steady):
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if tr.answered() == 0 {
+	if tr.Answered() == 0 {
 		return nil, errors.New("no echo answered through the tunnel before the crash")
 	}
 	crash := time.Now()
 	gws[0].kill()
-	say("primary killed (kill -9) after %d packets", tr.sentCount())
+	say("primary killed (kill -9) after %d packets", tr.Sent())
 	mark := crash
 	if o.Restart {
 		if err := gws[0].start(ctx); err != nil {
@@ -329,13 +330,13 @@ wait:
 			return nil, ctx.Err()
 		}
 	}
-	tr.stop()
-	first := tr.firstAnsweredSince(crash)
+	tr.Stop()
+	first := tr.FirstAnsweredAfter(crash)
 	if first.IsZero() {
 		return nil, errors.New("traffic did not recover after the crash")
 	}
 	res.Outage = first.Sub(mark)
-	res.Sent, res.Lost = tr.sentCount(), tr.sentCount()-tr.answered()
+	res.Sent, res.Lost = tr.Sent(), tr.Sent()-tr.Answered()
 	mu.Lock()
 	res.Events = append(res.Events, events...)
 	mu.Unlock()
@@ -344,113 +345,4 @@ wait:
 	}
 	say("gateways stopped")
 	return res, nil
-}
-
-// echoTraffic sends numbered UDP datagrams to the echo service behind the
-// gateways through the client's netstack and records the answers.
-type echoTraffic struct {
-	c    *sdk.Client
-	rate int
-
-	mu     sync.Mutex
-	sent   int
-	answer map[uint32]time.Time
-	done   chan struct{}
-	once   sync.Once
-}
-
-func newEchoTraffic(c *sdk.Client, rate int) *echoTraffic {
-	return &echoTraffic{c: c, rate: rate, answer: map[uint32]time.Time{}, done: make(chan struct{})}
-}
-
-var echoTarget = netip.MustParseAddrPort("10.200.0.1:7")
-
-func (e *echoTraffic) run(ctx context.Context) {
-	tick := time.NewTicker(time.Second / time.Duration(e.rate))
-	defer tick.Stop()
-	var conn net.Conn
-	var cur any
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	for seq := uint32(0); ; seq++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.done:
-			return
-		case <-tick.C:
-		}
-		n := e.c.Net()
-		if n == nil {
-			e.mu.Lock()
-			e.sent++
-			e.mu.Unlock()
-			continue
-		}
-		if any(n) != cur || conn == nil {
-			if conn != nil {
-				conn.Close()
-			}
-			uc, err := n.DialUDPAddrPort(netip.AddrPort{}, echoTarget)
-			if err != nil {
-				continue
-			}
-			conn, cur = uc, any(n)
-			go e.read(uc)
-		}
-		var b [8]byte
-		binary.BigEndian.PutUint32(b[:], seq)
-		e.mu.Lock()
-		e.sent++
-		e.mu.Unlock()
-		_, _ = conn.Write(b[:])
-	}
-}
-
-func (e *echoTraffic) read(c net.Conn) {
-	buf := make([]byte, 64)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return
-		}
-		if n >= 4 {
-			e.mu.Lock()
-			seq := binary.BigEndian.Uint32(buf)
-			if _, dup := e.answer[seq]; !dup {
-				e.answer[seq] = time.Now()
-			}
-			e.mu.Unlock()
-		}
-	}
-}
-
-func (e *echoTraffic) stop() { e.once.Do(func() { close(e.done) }) }
-
-func (e *echoTraffic) sentCount() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.sent
-}
-
-func (e *echoTraffic) answered() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.answer)
-}
-
-// firstAnsweredSince is when the first echo answer arrived after t.
-func (e *echoTraffic) firstAnsweredSince(t time.Time) time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var first time.Time
-	for _, at := range e.answer {
-		if at.After(t) && (first.IsZero() || at.Before(first)) {
-			first = at
-		}
-	}
-	return first
 }

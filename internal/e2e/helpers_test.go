@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/qcdvpn/qcdvpn/gateway"
+	"github.com/qcdvpn/qcdvpn/internal/echotraffic"
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
 
@@ -460,120 +461,20 @@ func (c *cli) spis() (uint64, uint64) {
 
 // --- traffic ---
 
-// echo sends numbered UDP datagrams at a steady rate to the echo service
-// through the client's tunnel and notes when each is answered. It follows
-// the client to each new tunnel (Client.Net).
-type echo struct {
-	c    *sdk.Client
-	rate int
-
-	mu     sync.Mutex
-	sent   int
-	answer map[uint32]time.Time
-	done   chan struct{}
-	exited chan struct{}
-	once   sync.Once
-}
+// echo is steady UDP echo traffic through a client's tunnel.
+type echo struct{ *echotraffic.Traffic }
 
 func startEcho(t testing.TB, c *sdk.Client, rate int) *echo {
-	e := &echo{c: c, rate: rate, answer: map[uint32]time.Time{}, done: make(chan struct{}), exited: make(chan struct{})}
-	go e.run()
-	t.Cleanup(e.stop)
+	e := &echo{echotraffic.Start(c.Net, echoTarget, rate)}
+	t.Cleanup(e.Stop)
 	return e
-}
-
-func (e *echo) run() {
-	defer close(e.exited)
-	tick := time.NewTicker(time.Second / time.Duration(e.rate))
-	defer tick.Stop()
-	var conn net.Conn
-	var cur any
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	for seq := uint32(0); ; seq++ {
-		select {
-		case <-e.done:
-			return
-		case <-tick.C:
-		}
-		e.mu.Lock()
-		e.sent++
-		e.mu.Unlock()
-		n := e.c.Net()
-		if n == nil {
-			continue
-		}
-		if any(n) != cur || conn == nil {
-			if conn != nil {
-				conn.Close()
-			}
-			uc, err := n.DialUDPAddrPort(netip.AddrPort{}, echoTarget)
-			if err != nil {
-				continue
-			}
-			conn, cur = uc, any(n)
-			go e.read(uc)
-		}
-		var b [8]byte
-		binary.BigEndian.PutUint32(b[:], seq)
-		_, _ = conn.Write(b[:])
-	}
-}
-
-func (e *echo) read(c net.Conn) {
-	buf := make([]byte, 64)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return
-		}
-		if n >= 4 {
-			now := time.Now()
-			e.mu.Lock()
-			seq := binary.BigEndian.Uint32(buf)
-			if _, dup := e.answer[seq]; !dup {
-				e.answer[seq] = now
-			}
-			e.mu.Unlock()
-		}
-	}
-}
-
-func (e *echo) stop() {
-	e.once.Do(func() { close(e.done) })
-	select {
-	case <-e.exited:
-	case <-time.After(5 * time.Second):
-	}
-}
-
-func (e *echo) answered() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.answer)
-}
-
-// firstAnsweredAfter is when the first answer after t arrived (zero: none).
-func (e *echo) firstAnsweredAfter(t time.Time) time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var first time.Time
-	for _, at := range e.answer {
-		if at.After(t) && (first.IsZero() || at.Before(first)) {
-			first = at
-		}
-	}
-	return first
 }
 
 // waitAnsweredAfter polls until an answer after t arrives.
 func (e *echo) waitAnsweredAfter(t time.Time, timeout time.Duration) time.Time {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if at := e.firstAnsweredAfter(t); !at.IsZero() {
+		if at := e.FirstAnsweredAfter(t); !at.IsZero() {
 			return at
 		}
 		time.Sleep(2 * time.Millisecond)

@@ -155,11 +155,11 @@ func restartOutage(t *testing.T, qcd bool) time.Duration {
 	}), filepath.Join(dir, "client"))
 	tr := startEcho(t, c.c, 50)
 	deadline := time.Now().Add(5 * time.Second)
-	for tr.answered() < 10 && time.Now().Before(deadline) {
+	for tr.Answered() < 10 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if tr.answered() < 10 {
-		t.Fatalf("qcd=%v: only %d echoes answered before the crash", qcd, tr.answered())
+	if tr.Answered() < 10 {
+		t.Fatalf("qcd=%v: only %d echoes answered before the crash", qcd, tr.Answered())
 	}
 	spii, _ := c.spis()
 	n0 := c.ev.len()
@@ -286,7 +286,7 @@ func TestQCDFlood(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		t.Fatalf("flood child said %q", oneLine(line))
 	}
-	answeredDuring := tr.answered()
+	answeredDuring := tr.Answered()
 	drops1, _ := udpDrops(c.addr().Port())
 	floodEnd := time.Now()
 

@@ -33,10 +33,10 @@ func TestTicketOnOtherGateway(t *testing.T) {
 	}
 	tr := startEcho(t, c.c, 50)
 	deadline := time.Now().Add(5 * time.Second)
-	for tr.answered() < 5 && time.Now().Before(deadline) {
+	for tr.Answered() < 5 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if tr.answered() < 5 {
+	if tr.Answered() < 5 {
 		t.Fatal("no traffic through A")
 	}
 
