@@ -24,19 +24,19 @@ import (
 	"github.com/qcdvpn/qcdvpn/internal/ippkt"
 )
 
-// readOffset is where TUN reads put the IP packet: room for the ESP header
+// ReadOffset is where TUN reads put the IP packet: room for the ESP header
 // and the largest IV, sealed in place in front of it.
-const readOffset = 32
+const ReadOffset = 32
 
-// writeOffset is the headroom TUN writes get in front of the inner packet;
+// WriteOffset is the headroom TUN writes get in front of the inner packet;
 // Linux TUN with offloads needs room for its virtio header there. ESP
 // always has at least 16 bytes (header and IV) in front of the payload.
-const writeOffset = 16
+const WriteOffset = 16
 
-// tailroom covers ESP padding, trailer and ICV.
-const tailroom = 64
+// Tailroom covers ESP padding, trailer and ICV.
+const Tailroom = 64
 
-// Sender sends sealed ESP packets to the gateway.
+// Sender sends sealed ESP packets to the peer (ike.Transport implements it).
 type Sender interface {
 	SendESPBatch(pkts [][]byte, to *net.UDPAddr, scratch []ipv4.Message) error
 }
@@ -149,7 +149,7 @@ func (e *Engine) install(c *ike.ChildSA, peer netip.AddrPort, lim esp.Limits, mo
 		if newOut, err = esp.NewOutbound(c.SPIOut, suite, c.EncrOut, c.IntegOut, lim, now); err != nil {
 			return fmt.Errorf("dataplane: outbound SA: %w", err)
 		}
-		if newOut.Headroom() > readOffset {
+		if newOut.Headroom() > ReadOffset {
 			return fmt.Errorf("dataplane: ESP header of %d bytes does not fit the read offset", newOut.Headroom())
 		}
 	}
@@ -282,13 +282,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	bufs := make([][]byte, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, readOffset+65535+tailroom)
+		bufs[i] = make([]byte, ReadOffset+65535+Tailroom)
 	}
 	sizes := make([]int, batch)
 	out := make([][]byte, 0, batch)
 	scratch := make([]ipv4.Message, batch)
 	for {
-		n, err := e.dev.Read(bufs, sizes, readOffset)
+		n, err := e.dev.Read(bufs, sizes, ReadOffset)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -309,13 +309,13 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.c.dropOutNoSA.Add(1)
 				continue
 			}
-			pkt := bufs[i][readOffset : readOffset+sizes[i]]
+			pkt := bufs[i][ReadOffset : ReadOffset+sizes[i]]
 			nh, src, dst, ok := ippkt.Header(pkt)
 			if !ok || !ippkt.Contains(st.local, src) || !ippkt.Contains(st.remote, dst) {
 				e.c.dropOutSelector.Add(1)
 				continue
 			}
-			sealed, err := st.out.Seal(bufs[i], readOffset, sizes[i], nh)
+			sealed, err := st.out.Seal(bufs[i], ReadOffset, sizes[i], nh)
 			if err != nil {
 				e.c.dropOutLimit.Add(1)
 				continue
@@ -389,19 +389,19 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 			continue
 		}
 		start := in.PayloadOffset()
-		if start < writeOffset {
+		if start < WriteOffset {
 			e.c.dropMalformed.Add(1)
 			continue
 		}
 		e.c.packetsIn.Add(1)
 		e.c.bytesIn.Add(uint64(len(inner)))
-		w = append(w, p.Data[start-writeOffset:start+len(inner)])
+		w = append(w, p.Data[start-WriteOffset:start+len(inner)])
 	}
 	e.inBufs = w[:0]
 	if len(w) == 0 {
 		return
 	}
-	if _, err := e.dev.Write(w, writeOffset); err != nil {
+	if _, err := e.dev.Write(w, WriteOffset); err != nil {
 		e.log.Debug("writing TUN", "err", err)
 	}
 }

@@ -17,31 +17,19 @@ import (
 	"golang.org/x/net/ipv4"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 
+	"github.com/qcdvpn/qcdvpn/dataplane"
 	"github.com/qcdvpn/qcdvpn/esp"
 	"github.com/qcdvpn/qcdvpn/ike"
 	"github.com/qcdvpn/qcdvpn/internal/ippkt"
 	"github.com/qcdvpn/qcdvpn/tun"
 )
 
-// readOffset is where TUN reads put the IP packet: room for the ESP header
-// and the largest IV, sealed in place in front of it (as in dataplane).
-const readOffset = 32
-
-// writeOffset is the headroom TUN writes get in front of the inner packet;
-// Linux TUN with offloads needs room for its virtio header there. ESP
-// always has at least 16 bytes (header and IV) in front of the payload.
-const writeOffset = 16
-
-// tailroom covers ESP padding, trailer and ICV.
-const tailroom = 64
-
 // maxPacket is the largest IP packet a TUN read may return.
 const maxPacket = 65535
 
-// Sender sends sealed ESP packets to one client (ike.Transport implements it).
-type Sender interface {
-	SendESPBatch(pkts [][]byte, to *net.UDPAddr, scratch []ipv4.Message) error
-}
+// Sender sends sealed ESP packets to one client; the router shares the
+// client data plane's buffer layout (dataplane.ReadOffset and the rest).
+type Sender = dataplane.Sender
 
 // RouterStats are the router's counters, summed over all clients.
 type RouterStats struct {
@@ -244,7 +232,7 @@ func (r *Router) install(owner any, c *ike.ChildSA, peer netip.AddrPort, lim esp
 		if err != nil {
 			return fmt.Errorf("gateway: router: outbound SA: %w", err)
 		}
-		if out.Headroom() > readOffset {
+		if out.Headroom() > dataplane.ReadOffset {
 			return fmt.Errorf("gateway: router: ESP header of %d bytes does not fit the read offset", out.Headroom())
 		}
 		newOut = out
@@ -439,7 +427,7 @@ func (r *Router) Run(ctx context.Context) error {
 	batch := max(r.dev.BatchSize(), 1)
 	bufs := make([][]byte, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, readOffset+maxPacket+tailroom)
+		bufs[i] = make([]byte, dataplane.ReadOffset+maxPacket+dataplane.Tailroom)
 	}
 	sizes := make([]int, batch)
 	scratch := make([]ipv4.Message, batch)
@@ -449,7 +437,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	groups := make([]group, 0, batch)
 	for {
-		n, err := r.dev.Read(bufs, sizes, readOffset)
+		n, err := r.dev.Read(bufs, sizes, dataplane.ReadOffset)
 		if ctx.Err() != nil || r.isClosed() {
 			return r.drain(ctx, bufs, sizes, err)
 		}
@@ -468,7 +456,7 @@ func (r *Router) Run(ctx context.Context) error {
 			if sizes[i] <= 0 || sizes[i] > maxPacket {
 				continue
 			}
-			pkt := bufs[i][readOffset : readOffset+sizes[i]]
+			pkt := bufs[i][dataplane.ReadOffset : dataplane.ReadOffset+sizes[i]]
 			nh, src, dst, ok := ippkt.Header(pkt)
 			var e *outEntry
 			if ok {
@@ -482,7 +470,7 @@ func (r *Router) Run(ctx context.Context) error {
 				r.c.dropOutSelector.Add(1)
 				continue
 			}
-			sealed, err := e.out.Seal(bufs[i], readOffset, sizes[i], nh)
+			sealed, err := e.out.Seal(bufs[i], dataplane.ReadOffset, sizes[i], nh)
 			if err != nil {
 				r.c.dropOutLimit.Add(1)
 				continue
@@ -527,7 +515,7 @@ func (r *Router) isClosed() bool {
 // drain reads and drops packets until the device fails (see Run).
 func (r *Router) drain(ctx context.Context, bufs [][]byte, sizes []int, err error) error {
 	for err == nil || errors.Is(err, wgtun.ErrTooManySegments) {
-		_, err = r.dev.Read(bufs, sizes, readOffset)
+		_, err = r.dev.Read(bufs, sizes, dataplane.ReadOffset)
 	}
 	return ctx.Err()
 }
@@ -584,19 +572,19 @@ func (r *Router) HandleESP(pkts []ike.ESPPacket) {
 			continue
 		}
 		start := e.in.PayloadOffset()
-		if start < writeOffset || start+len(inner) > len(p.Data) {
+		if start < dataplane.WriteOffset || start+len(inner) > len(p.Data) {
 			r.c.dropMalformed.Add(1)
 			continue
 		}
 		r.c.packetsIn.Add(1)
 		r.c.bytesIn.Add(uint64(len(inner)))
-		w = append(w, p.Data[start-writeOffset:start+len(inner)])
+		w = append(w, p.Data[start-dataplane.WriteOffset:start+len(inner)])
 	}
 	r.inBufs = w[:0]
 	if len(w) == 0 {
 		return
 	}
-	if _, err := r.dev.Write(w, writeOffset); err != nil {
+	if _, err := r.dev.Write(w, dataplane.WriteOffset); err != nil {
 		r.log.Debug("writing TUN", "err", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
+	"github.com/qcdvpn/qcdvpn/dataplane"
 	"github.com/qcdvpn/qcdvpn/esp"
 	"github.com/qcdvpn/qcdvpn/ike"
 	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
@@ -302,13 +303,13 @@ func newSealer(t *testing.T, c *ike.ChildSA) *sealer {
 
 func (s *sealer) seal(t *testing.T, inner []byte) []byte {
 	t.Helper()
-	buf := make([]byte, readOffset+len(inner)+tailroom)
-	copy(buf[readOffset:], inner)
+	buf := make([]byte, dataplane.ReadOffset+len(inner)+dataplane.Tailroom)
+	copy(buf[dataplane.ReadOffset:], inner)
 	nh := esp.NextHeaderIPv4
 	if inner[0]>>4 == 6 {
 		nh = esp.NextHeaderIPv6
 	}
-	p, err := s.out.Seal(buf, readOffset, len(inner), nh)
+	p, err := s.out.Seal(buf, dataplane.ReadOffset, len(inner), nh)
 	if err != nil {
 		t.Fatal(err)
 	}
