@@ -399,8 +399,7 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 	var err error
 	var used *resume.Record
 	if rec, rs := c.takeTicket(); rec != nil {
-		rcfg := c.attemptConfig(true)
-		rcfg.Retransmit.Tries = min(rcfg.Retransmit.Tries, 3)
+		rcfg := c.attemptConfig(true) // at most 3 tries: a full exchange follows
 		s, err = ike.Resume(ctx, rcfg, t, remote, rs, rec.Ticket)
 		switch {
 		case err == nil:

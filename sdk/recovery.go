@@ -120,11 +120,14 @@ func parseSAKey(id string) (qcd.SAKey, bool) {
 // gateway domain, removing it from the store (RFC 5723 §4.3.1).
 func (c *Client) takeTicket() (*resume.Record, *ike.ResumeState) {
 	rc := c.rec
-	if rc.store == nil || !c.profile.ResumptionEnabled() {
+	if !c.profile.ResumptionEnabled() {
+		return nil, nil
+	}
+	if rc.store == nil {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		// Memory only: the record of the SA that just ended.
-		if rc.rec == nil || len(rc.rec.Ticket) == 0 || time.Now().After(rc.rec.Expiry) || !c.profile.ResumptionEnabled() {
+		if rc.rec == nil || len(rc.rec.Ticket) == 0 || time.Now().After(rc.rec.Expiry) {
 			return nil, nil
 		}
 		rec := *rc.rec
