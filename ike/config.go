@@ -50,6 +50,11 @@ type Config struct {
 	// or resumption keeps the tunnel's addresses (RFC 5723 Note 5).
 	PreviousIPs []netip.Addr
 
+	// HASync announces RFC 6311 message-ID and replay-counter sync in
+	// IKE_AUTH, so a hot-standby gateway can take the IKE SA over
+	// without a reconnect.
+	HASync bool
+
 	// ForceEncap fakes NAT detection so that ESP is always UDP-encapsulated
 	// (userspace clients cannot send raw ESP).
 	ForceEncap bool

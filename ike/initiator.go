@@ -383,6 +383,9 @@ func (st *initState) authRequest() ([][]byte, error) {
 	if cfg.RequestTicket {
 		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyTicketRequest})
 	}
+	if cfg.HASync {
+		ps = append(ps, haSupported()...)
+	}
 	var attrs []wire.CPAttribute
 	var want4, want6 []byte
 	for _, a := range cfg.PreviousIPs {
@@ -565,6 +568,7 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 		return nil, err
 	}
 	s.Child = child
+	s.haInit(cfg.HASync)
 	return s, nil
 }
 

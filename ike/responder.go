@@ -94,6 +94,10 @@ type ResponderConfig struct {
 	// OnTicketNack is told why a ticket was refused (events, tests).
 	OnTicketNack func(from netip.AddrPort, why string)
 
+	// HASync answers a client's RFC 6311 sync-supported notifies in
+	// IKE_AUTH with ours (hot-standby takeover, Import and StartHASync).
+	HASync bool
+
 	// Workers is the number of goroutines running handshakes (default
 	// GOMAXPROCS, at most 8).
 	Workers int

@@ -201,6 +201,7 @@ func (r *Responder) finish(ho *halfOpen, d Datagram, ps []wire.Payload, peer aut
 	s.authMethod = method
 	s.resumed = ho.resumed != nil
 	s.redirectOK = ho.redirectOK
+	out = append(out, r.haAnnounce(s)...)
 	if r.cfg.AuthResponseNotifies != nil {
 		// RFC 6290 §4.1: after AUTH, before CP and the Child SA.
 		for _, n := range r.cfg.AuthResponseNotifies(s) {

@@ -88,6 +88,13 @@ type Hooks struct {
 	// Announce returns notifies to send in an INFORMATIONAL right after an
 	// IKE rekey we started (RFC 6290 §4.3: the initiator's new token).
 	Announce func(spii, spir uint64) []*wire.Notify
+
+	// SkipOutbound adds delta to the outbound ESP sequence numbers of
+	// every Child SA of the IKE SA (RFC 6311 §5.2, asked by a standby
+	// gateway that took over).
+	SkipOutbound func(delta uint64)
+	// HASynced reports a completed RFC 6311 synchronisation.
+	HASynced func(HASync)
 }
 
 // statusNotify reports whether upper layers care about n.
@@ -246,6 +253,9 @@ type Session struct {
 	lastSeen  time.Time
 	started   bool
 	wakeups   atomic.Uint64 // fires of the loop's tick timer
+
+	ha       haState // RFC 6311 (hasync.go)
+	imported bool    // taken over from another gateway (Responder.Import)
 }
 
 // request is one exchange we start.
@@ -262,6 +272,12 @@ type request struct {
 	st      *ikeState
 	// quiet: no answer is not fatal (deleting a replaced SA).
 	quiet bool
+	// id0 sends the request with message ID 0, outside the window (RFC
+	// 6311 sync); build, when set, makes the payloads at sending time;
+	// accept, when set, may refuse a response, which is then dropped.
+	id0    bool
+	build  func(st *ikeState) []wire.Payload
+	accept func(ps []wire.Payload) bool
 }
 
 // pending is our one outstanding request (window size 1).
@@ -571,7 +587,14 @@ func (s *Session) sendNext(retx *time.Timer) {
 	if st == nil {
 		st = s.cur
 	}
-	raw, err := st.keys.seal(st.header(r.exch, st.nextID, false), r.payloads, s.rand)
+	payloads, id := r.payloads, st.nextID
+	if r.build != nil {
+		payloads = r.build(st)
+	}
+	if r.id0 {
+		id = 0
+	}
+	raw, err := st.keys.seal(st.header(r.exch, id, false), payloads, s.rand)
 	if err != nil {
 		if r.result != nil {
 			r.result <- err
@@ -586,8 +609,10 @@ func (s *Session) sendNext(retx *time.Timer) {
 	if r.failErr == nil {
 		r.failErr = ErrNoResponse
 	}
-	s.out = &pending{req: r, id: st.nextID, raw: raw, tries: 1, timeout: rt.Timeout, st: st}
-	st.nextID++
+	s.out = &pending{req: r, id: id, raw: raw, tries: 1, timeout: rt.Timeout, st: st}
+	if !r.id0 {
+		st.nextID++
+	}
 	_ = s.t.Send(raw, s.remote, s.encap)
 	retx.Reset(rt.Timeout)
 }
@@ -637,7 +662,7 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	s.alive(time.Now())
 	if h.IsResponse() {
 		p := s.out
-		if p == nil || p.st != st || h.MessageID != p.id {
+		if p == nil || p.st != st || h.MessageID != p.id || (p.req.accept != nil && !p.req.accept(ps)) {
 			return
 		}
 		retx.Stop()
@@ -652,6 +677,9 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 			s.finish(ErrClosed)
 		}
 		return
+	}
+	if h.MessageID == 0 && h.Exchange == wire.ExchangeInformational && s.haSyncRequest(st, d.Data, ps) {
+		return // RFC 6311 message ID sync: outside the window
 	}
 	switch {
 	case h.MessageID+1 == st.peerNext && st.lastResp != nil:
@@ -704,6 +732,7 @@ func (s *Session) handleRequest(st *ikeState, h wire.Header, ps []wire.Payload) 
 // informational answers liveness checks, deletes and notifies.
 func (s *Session) informational(st *ikeState, ps []wire.Payload) ([]wire.Payload, func()) {
 	s.reportNotifies(st, ps)
+	s.haInformational(st, ps)
 	if n := wire.FindNotify(ps, wire.NotifyRedirect); n != nil && s.initiatorRole {
 		// RFC 5685 §5: acknowledge, delete the SA, move on.
 		if t, nonce, err := parseRedirect(n.Data); err == nil && len(nonce) == 0 {
