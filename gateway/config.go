@@ -136,6 +136,8 @@ type Config struct {
 	CookieThreshold int `json:"cookie_threshold,omitempty"`
 	// Timers tune the sessions.
 	Timers TimersConfig `json:"timers"`
+	// HA configures hot-standby takeover (RFC 6311).
+	HA HAConfig `json:"ha,omitzero"`
 }
 
 // AuthConfig is the gateway's authentication. Method "psk" needs psk (or
@@ -277,6 +279,7 @@ func LoadConfig(path string) (*Config, error) {
 	rel := func(s string) string { return pemfile.Rel(dir, s) }
 	c.Auth.Cert, c.Auth.Key, c.Auth.CA = rel(c.Auth.Cert), rel(c.Auth.Key), rel(c.Auth.CA)
 	c.QCD.SecretFile, c.StateDir = rel(c.QCD.SecretFile), rel(c.StateDir)
+	c.HA.ExportFile, c.HA.ImportFile = rel(c.HA.ExportFile), rel(c.HA.ImportFile)
 	if _, _, _, err := c.Credentials(); err != nil {
 		return nil, withFile(err)
 	}
@@ -375,7 +378,7 @@ func (c *Config) Validate() error {
 	if _, err := c.sessionTimers(); err != nil {
 		return err
 	}
-	return nil
+	return c.validateHA()
 }
 
 // ListenAddrs returns the addresses to bind, default port applied.
@@ -980,6 +983,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("state_dir", c.StateDir),
 		slog.Int("cookie_threshold", c.CookieThreshold),
 		slog.Group("timers", slog.String("liveness", c.Timers.Liveness), slog.String("ike_lifetime", c.Timers.IKELifetime), slog.String("child_lifetime", c.Timers.ChildLifetime)),
+		slog.Group("ha", slog.String("export_file", c.HA.ExportFile), slog.String("import_file", c.HA.ImportFile),
+			slog.String("export_interval", c.HA.ExportInterval), slog.Int("counter_skip", c.HA.CounterSkip)), // never the key
 	)
 }
 

@@ -110,6 +110,8 @@ type Gateway struct {
 
 	crash     chan struct{} // closed by Crash
 	crashOnce sync.Once
+
+	haGateway // hot standby (standby.go, export.go)
 }
 
 // New opens the gateway's state, sockets and data plane; Run serves.
@@ -154,6 +156,9 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.limiter = newReplyLimiter(cfg.QCDReplyRate())
+	if err := g.loadStandby(); err != nil {
+		return nil, err
+	}
 	if err := g.openData(); err != nil {
 		return nil, err
 	}
@@ -279,6 +284,7 @@ func (g *Gateway) openResponders() error {
 			OnTicketNack: func(from netip.AddrPort, why string) {
 				g.emit(Event{Type: "ticket_nack", Remote: from.String(), Reason: why})
 			},
+			HASync: g.haEnabled(),
 			Logger: g.log,
 		}
 		if g.tickets != nil {
@@ -373,6 +379,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.wg.Add(1)
 		go g.collect(r)
 	}
+	g.takeOver()
+	if g.kick != nil {
+		g.wg.Add(1)
+		go g.exportLoop(rctx)
+	}
 	if every := g.cfg.QCDRollover(); every > 0 {
 		g.wg.Add(1)
 		go g.rollover(rctx, every)
@@ -427,6 +438,10 @@ func (g *Gateway) collect(r *ike.Responder) {
 		g.mu.Unlock()
 		ev := Event{Type: "client_connected", Peer: s.PeerID.String(), Remote: s.Remote().String(),
 			SPIi: fmt.Sprintf("%016x", s.SPIi), SPIr: fmt.Sprintf("%016x", s.SPIr), Resumed: s.Resumed()}
+		if s.Imported() {
+			ev.Kind = "imported"
+		}
+		g.exportKick()
 		if len(s.VirtualIPs) > 0 {
 			ev.VirtualIP = s.VirtualIPs[0].Addr().String()
 		}
@@ -440,6 +455,7 @@ func (g *Gateway) collect(r *ike.Responder) {
 			g.mu.Lock()
 			delete(g.sessions, s)
 			g.mu.Unlock()
+			g.exportKick()
 			spii, spir := s.SPIs()
 			reason := ""
 			if err := s.Err(); err != nil {
@@ -459,6 +475,11 @@ func (g *Gateway) collect(r *ike.Responder) {
 // would. Crash returns once the sockets and children.db are closed.
 func (g *Gateway) Crash() {
 	g.crashOnce.Do(func() {
+		// No HA state is written from now on: the file keeps what the
+		// standby must take over.
+		g.exportMu.Lock()
+		g.crashed = true
+		g.exportMu.Unlock()
 		// children.db first: sessions ending from now on cannot drop their
 		// mappings, which the restarted gateway needs.
 		g.children.close()
@@ -555,6 +576,9 @@ func (g *Gateway) hooks(s *ike.Session) ike.Hooks {
 	if err := g.router.Install(s, s.Child, s.Remote(), g.espLimits); err != nil {
 		g.log.Warn("installing child SA", "err", err)
 	}
+	if s.Imported() {
+		g.applyImportSeqs(s.Child)
+	}
 	g.children.put(s, s.Child.SPIIn, s.SPIi, s.SPIr)
 	return ike.Hooks{
 		ChildRekeyed: func(prev, next *ike.ChildSA, sendNow bool) {
@@ -567,6 +591,7 @@ func (g *Gateway) hooks(s *ike.Session) ike.Hooks {
 			}
 			spii, spir := s.SPIs()
 			g.children.put(s, next.SPIIn, spii, spir)
+			g.exportKick()
 		},
 		ChildOutbound: func(c *ike.ChildSA) {
 			if err := g.router.SendOn(s, c, s.Remote(), g.espLimits); err != nil {
@@ -586,7 +611,9 @@ func (g *Gateway) hooks(s *ike.Session) ike.Hooks {
 		},
 		IKERekeyed: func(spii, spir uint64) {
 			g.children.rekeyed(s, spii, spir)
+			g.exportKick()
 		},
+		HASynced: func(r ike.HASync) { g.haSynced(s, r) },
 		Traffic: func() (in, out uint64) { return g.router.OwnerTraffic(s) },
 		Respond: func(spii, spir uint64, rekey bool, req []*wire.Notify, rs *ike.ResumeState) []*wire.Notify {
 			var out []*wire.Notify
@@ -652,6 +679,9 @@ func (g *Gateway) unknownSA(t *ike.Transport, d ike.Datagram) {
 		(h.NextPayload != wire.PayloadSK && h.NextPayload != wire.PayloadSKF) {
 		return
 	}
+	if g.isHeld(h.SPIr) {
+		return // a standby's SA, not yet installed: no token (RFC 6311 takeover)
+	}
 	if !g.limiter.allow(d.From.Addr()) {
 		return
 	}
@@ -680,6 +710,9 @@ func (g *Gateway) unknownSA(t *ike.Transport, d ike.Datagram) {
 // that SA's SPIs and tokens (RFC 6290 §4.5, §9.2). It runs on the read
 // goroutine: the reply is small and rate-limited.
 func (g *Gateway) unknownSPI(spi uint32, from netip.AddrPort) {
+	if g.isHeldChild(spi) {
+		return // a standby's SA, not yet installed: no token
+	}
 	if !g.limiter.allow(from.Addr()) {
 		return
 	}

@@ -192,6 +192,7 @@ func ikeConfig(p *Profile, log *slog.Logger) (*ike.Config, error) {
 		RequestIPv6: true,
 		// Ask for a ticket only where it can be used.
 		RequestTicket: p.ResumptionEnabled(),
+		HASync:        p.HASyncEnabled(),
 		Retransmit: ike.Retransmit{
 			Timeout: r.Timers.RetransmitTimeout,
 			Base:    r.Timers.RetransmitBase,
@@ -508,7 +509,9 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 			c.takeNotifies(qcd.SAKey{SPIi: spii, SPIr: spir}, ns, rs)
 		},
 	}
+	h.HASynced = func(r ike.HASync) { c.emit(haSyncedEvent(gw, r)) }
 	if tn != nil && tn.engine != nil {
+		h.SkipOutbound = tn.engine.SkipOutbound
 		h.Traffic = func() (in, out uint64) {
 			st := tn.engine.Stats()
 			return st.PacketsIn, st.PacketsOut

@@ -2,9 +2,11 @@ package sdk
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/qcdvpn/qcdvpn/dataplane"
+	"github.com/qcdvpn/qcdvpn/ike"
 )
 
 // EventType names what happened. The CLI prints it as the "type" field.
@@ -23,6 +25,10 @@ const (
 	EventResumed        EventType = "resumed"
 	EventRekeyed        EventType = "rekeyed"
 	EventStats          EventType = "stats"
+	// EventHASynced: a hot-standby gateway took the IKE SA over and
+	// synchronised message IDs and/or ESP replay counters (RFC 6311);
+	// the tunnel carries on with the same SPIs.
+	EventHASynced EventType = "ha_synced"
 )
 
 // Event is one thing the client reports. Which fields are set depends on
@@ -61,6 +67,23 @@ type Event struct {
 	// SinceInbound is how long the gateway had been silent when its QCD
 	// token was verified.
 	SinceInbound time.Duration
+	// HASync is what an RFC 6311 synchronisation set (ha_synced).
+	HASync *HASyncInfo
+}
+
+// HASyncInfo is the outcome of an RFC 6311 synchronisation.
+type HASyncInfo struct {
+	// MessageIDs is true when message IDs were synchronised; NextID is
+	// then the client's next request ID and PeerNext the gateway request
+	// ID it expects next.
+	MessageIDs bool   `json:"message_ids"`
+	NextID     uint32 `json:"next_id"`
+	PeerNext   uint32 `json:"peer_next"`
+	// ReplayDelta is what was added to the outbound ESP sequence numbers.
+	ReplayDelta uint64 `json:"replay_delta"`
+	// Retried is true when an unanswered request was sent again with the
+	// new message IDs.
+	Retried bool `json:"retried"`
 }
 
 // Stats are the data plane counters of a tunnel: what went through, and
@@ -85,6 +108,12 @@ type Stats struct {
 	DropOutLimit    uint64 `json:"drop_out_limit"`
 	// SendErrors counts batches of ESP packets the socket failed to send.
 	SendErrors uint64 `json:"send_errors"`
+}
+
+func haSyncedEvent(gw string, r ike.HASync) Event {
+	return Event{Time: time.Now(), Type: EventHASynced, Gateway: gw,
+		IKESPIi: fmt.Sprintf("%016x", r.SPIi), IKESPIr: fmt.Sprintf("%016x", r.SPIr),
+		HASync: &HASyncInfo{MessageIDs: r.MessageIDs, NextID: r.NextID, PeerNext: r.PeerNext, ReplayDelta: r.ReplayDelta, Retried: r.Abandoned}}
 }
 
 func statsEvent(st dataplane.Stats, gateway string) Event {
@@ -126,6 +155,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	if e.Stats != nil {
 		m["stats"] = e.Stats
+	}
+	if e.HASync != nil {
+		m["ha_sync"] = e.HASync
 	}
 	if e.Elapsed > 0 {
 		m["elapsed_ms"] = float64(e.Elapsed.Microseconds()) / 1000

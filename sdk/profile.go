@@ -98,6 +98,8 @@ type Profile struct {
 	QCD QCD `json:"qcd"`
 	// Resumption controls RFC 5723 session resumption.
 	Resumption Resumption `json:"resumption"`
+	// HASync controls RFC 6311 synchronisation with a hot-standby gateway.
+	HASync HASync `json:"ha_sync,omitzero"`
 	// Failover chooses the next gateway after a failure.
 	Failover Failover `json:"failover,omitzero"`
 	// StateDir is where tickets and tokens are kept; empty lets the client
@@ -166,6 +168,14 @@ type Failover struct {
 
 // Resumption controls RFC 5723 session resumption.
 type Resumption struct {
+	// Enabled defaults to true.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+// HASync controls RFC 6311: the client announces message-ID and replay
+// counter synchronisation in IKE_AUTH and answers a gateway cluster's
+// sync after a takeover, so the tunnel survives it without a reconnect.
+type HASync struct {
 	// Enabled defaults to true.
 	Enabled *bool `json:"enabled,omitempty"`
 }
@@ -385,6 +395,9 @@ func (p *Profile) SetDefaults() {
 	if p.Resumption.Enabled == nil {
 		p.Resumption.Enabled = boolPtr(true)
 	}
+	if p.HASync.Enabled == nil {
+		p.HASync.Enabled = boolPtr(true)
+	}
 	d := DefaultTimerValues()
 	t := &p.Timers
 	setDur := func(s *string, v time.Duration) {
@@ -491,6 +504,10 @@ func (p *Profile) SendsRemoteID() bool { return p.SendRemoteID == nil || *p.Send
 
 // QCDEnabled reports whether quick crash detection is on (default true).
 func (p *Profile) QCDEnabled() bool { return p.QCD.Enabled == nil || *p.QCD.Enabled }
+
+// HASyncEnabled reports whether RFC 6311 sync with a hot-standby gateway
+// is on (default true).
+func (p *Profile) HASyncEnabled() bool { return p.HASync.Enabled == nil || *p.HASync.Enabled }
 
 // ResumptionEnabled reports whether session resumption is on (default true).
 func (p *Profile) ResumptionEnabled() bool {
@@ -937,6 +954,7 @@ func (p Profile) LogValue() slog.Value {
 		slog.Bool("dns", p.UseDNS()),
 		slog.Bool("qcd", p.QCDEnabled()),
 		slog.Bool("resumption", p.ResumptionEnabled()),
+		slog.Bool("ha_sync", p.HASyncEnabled()),
 		slog.String("state_dir", p.StateDir),
 		slog.Any("timers", p.Timers),
 		slog.Int("mtu", p.MTU),
