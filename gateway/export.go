@@ -308,3 +308,32 @@ func (r *Router) skipSeqs(spi uint32, outNext, inTop uint64) bool {
 	}
 	return true
 }
+
+// HASessionInfo describes one IKE SA of an HA state file, without keys.
+type HASessionInfo struct {
+	SPIi, SPIr uint64
+	Peer       string
+	// NextID and PeerNext are the message IDs: the gateway's next request
+	// and the client's next expected one.
+	NextID, PeerNext uint32
+	// ESPOut and ESPIn are the Child SA's sequence numbers as of the
+	// export: last sent, highest received.
+	ESPOut, ESPIn uint64
+	// HAMessageID and HAReplay: the RFC 6311 capabilities negotiated.
+	HAMessageID, HAReplay bool
+}
+
+// InspectHAState opens the HA state file at path with key and lists its
+// IKE SAs (diagnostics, tests); keys are not returned.
+func InspectHAState(path string, key [32]byte) (written time.Time, sessions []HASessionInfo, err error) {
+	st, err := readHAState(path, key)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	for _, r := range st.Sessions {
+		sessions = append(sessions, HASessionInfo{SPIi: r.IKE.SPIi, SPIr: r.IKE.SPIr, Peer: r.IKE.PeerID.String(),
+			NextID: r.IKE.NextID, PeerNext: r.IKE.PeerNext, ESPOut: r.ESPOut, ESPIn: r.ESPIn,
+			HAMessageID: r.IKE.HAMessageID, HAReplay: r.IKE.HAReplay})
+	}
+	return st.Written, sessions, nil
+}

@@ -93,7 +93,14 @@ func (g *Gateway) takeOver() {
 			r = g.resp[0]
 		}
 		c := rec.IKE.Child
-		g.importSeqs[c.SPIIn] = [2]uint64{rec.ESPOut + skip + 1, rec.ESPIn + skip}
+		// Inbound, only what the client is asked to skip is refused: a
+		// client without replay-counter sync keeps its counters, and
+		// anything above the export is then accepted (RFC 6311 §8.2).
+		inTop := rec.ESPIn
+		if rec.IKE.HAReplay {
+			inTop += skip
+		}
+		g.importSeqs[c.SPIIn] = [2]uint64{rec.ESPOut + skip + 1, inTop}
 		if !c.Suite.ESN && rec.ESPOut+skip+1 > 1<<32-1 {
 			g.log.Warn("HA takeover: the counter skip uses up a Child SA without ESN; it needs a rekey",
 				"spi_in", fmt.Sprintf("%08x", c.SPIIn))

@@ -180,7 +180,18 @@ func childGateway() int {
 		fmt.Fprintln(os.Stderr, "child gateway:", err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: testLogger()})
+	opts := gateway.Options{Logger: testLogger()}
+	if os.Getenv("QCDVPN_E2E_GW_EVENTS") != "" {
+		// One "event {json}" line per gateway event (the HA tests read them).
+		var mu sync.Mutex
+		opts.OnEvent = func(e gateway.Event) {
+			b, _ := json.Marshal(e)
+			mu.Lock()
+			fmt.Printf("event %s\n", b)
+			mu.Unlock()
+		}
+	}
+	g, err := gateway.New(cfg, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child gateway:", err)
 		return 1
