@@ -614,7 +614,7 @@ func (g *Gateway) hooks(s *ike.Session) ike.Hooks {
 			g.exportKick()
 		},
 		HASynced: func(r ike.HASync) { g.haSynced(s, r) },
-		Traffic: func() (in, out uint64) { return g.router.OwnerTraffic(s) },
+		Traffic:  func() (in, out uint64) { return g.router.OwnerTraffic(s) },
 		Respond: func(spii, spir uint64, rekey bool, req []*wire.Notify, rs *ike.ResumeState) []*wire.Notify {
 			var out []*wire.Notify
 			if rekey {
