@@ -250,3 +250,46 @@ func TestHATakeoverProcess(t *testing.T) {
 		t.Errorf("the standby sent QCD tokens:\n%s", all)
 	}
 }
+
+// TestHATakeoverAfterLiveness: a standby that starts only after the
+// client's fast liveness check gave up (about 4 s) is too late to keep
+// the SA: the client reports liveness_failed and reconnects to the same
+// address, by resumption since both members share the ticket key; the
+// standby's takeover of the stale SA gets no answer and does no harm.
+func TestHATakeoverAfterLiveness(t *testing.T) {
+	dir := t.TempDir()
+	p := newHAPair(t, dir)
+	a := startGateway(t, p.active)
+	c, tr := haClient(t, a.addr, filepath.Join(dir, "client"))
+	spii, spir := c.spis()
+	p.waitExported(t, p.stateFile, spir, 20)
+	n0 := c.ev.len()
+	crash := time.Now()
+	a.crash()
+	if _, _, ok := c.ev.wait(10*time.Second, n0, ofType(sdk.EventLivenessFailed)); !ok {
+		t.Fatalf("no liveness_failed (events: %s)", eventTypes(c.ev.snapshot()[n0:]))
+	}
+	failed := time.Now()
+	b := startGateway(t, p.standby)
+	start := time.Now()
+	ev, _ := c.connected(n0, 15*time.Second)
+	first := tr.waitAnsweredAfter(start, 10*time.Second)
+	if first.IsZero() {
+		t.Fatalf("no echo answered after the late standby started (events: %s)", eventTypes(c.ev.snapshot()[n0:]))
+	}
+	if ev.IKESPIi == hex16(spii) {
+		t.Errorf("reconnected on the lost IKE SA %s", ev.IKESPIi)
+	}
+	if !ev.Resumed {
+		t.Errorf("reconnected without resumption; both members share the ticket key")
+	}
+	evs := c.ev.snapshot()[n0:]
+	if countType(evs, sdk.EventHASynced) > 0 {
+		t.Errorf("ha_synced for an SA the client had given up (events: %s)", eventTypes(evs))
+	}
+	if gwCount(b.ev.snapshot(), "ha_takeover") != 1 {
+		t.Errorf("standby events %v, want one ha_takeover", gwTypes(b.ev.snapshot()))
+	}
+	t.Logf("crash→liveness_failed %v, standby start→answer %v; client events: %s", failed.Sub(crash).Round(time.Millisecond),
+		first.Sub(start).Round(time.Millisecond), eventTypes(evs))
+}
