@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
@@ -292,4 +293,49 @@ func TestHATakeoverAfterLiveness(t *testing.T) {
 	}
 	t.Logf("crash→liveness_failed %v, standby start→answer %v; client events: %s", failed.Sub(crash).Round(time.Millisecond),
 		first.Sub(start).Round(time.Millisecond), eventTypes(evs))
+}
+
+// TestHAStandbySilentBeforeTakeover: a standby whose sockets are open a
+// second before it takes the SAs over (New, then Run) receives the
+// client's liveness retransmissions and ESP for SAs it holds but has not
+// installed yet. It must not answer them with INVALID_IKE_SPI or
+// INVALID_SPI and QCD tokens (the members share the QCD secret, so the
+// client would verify the token and drop the SA): it stays silent, and
+// the takeover then keeps the SA.
+func TestHAStandbySilentBeforeTakeover(t *testing.T) {
+	dir := t.TempDir()
+	p := newHAPair(t, dir)
+	a := startGateway(t, p.active)
+	c, tr := haClient(t, a.addr, filepath.Join(dir, "client"))
+	spii, spir := c.spis()
+	p.waitExported(t, p.stateFile, spir, 20)
+	n0 := c.ev.len()
+	a.crash()
+	time.Sleep(1600 * time.Millisecond) // the client's liveness check is running
+	ev := newRecorder[gateway.Event]()
+	cfg := *p.standby
+	g, err := gateway.New(&cfg, gateway.Options{Logger: testLogger(), OnEvent: ev.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // sockets open, SAs not yet taken over
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("standby Run did not return")
+		}
+	})
+	start := time.Now()
+	if tr.waitAnsweredAfter(start, 10*time.Second).IsZero() {
+		t.Fatalf("no echo answered after the takeover (client events: %s; standby: %v)", eventTypes(c.ev.snapshot()[n0:]), gwTypes(ev.snapshot()))
+	}
+	checkClientKept(t, c, n0, spii, spir, gateway.DefaultHACounterSkip)
+	if n := gwCount(ev.snapshot(), "qcd_sent"); n > 0 {
+		t.Errorf("the standby answered %d times with QCD replies for SAs it holds", n)
+	}
 }
