@@ -56,6 +56,10 @@ type haSessionR struct {
 	// outbound SA, ESPIn the highest accepted on its inbound SA.
 	ESPOut uint64 `json:"esp_out"`
 	ESPIn  uint64 `json:"esp_in"`
+	// OutRate and InRate are packets per second since the previous
+	// export: the standby skips at least rate × time since this export.
+	OutRate float64 `json:"out_rate,omitempty"`
+	InRate  float64 `json:"in_rate,omitempty"`
 }
 
 // sealHAState encrypts the state file's plaintext.
@@ -131,6 +135,9 @@ func decodeHAState(plain []byte) (*haState, error) {
 		}
 		if err := s.IKE.Check(); err != nil {
 			return nil, fmt.Errorf("sessions[%d]: %v", i, err)
+		}
+		if s.OutRate < 0 || s.InRate < 0 {
+			return nil, fmt.Errorf("sessions[%d]: negative packet rate", i)
 		}
 		if seen[s.IKE.SPIr] {
 			return nil, fmt.Errorf("sessions[%d]: IKE SA %016x twice", i, s.IKE.SPIr)
@@ -235,16 +242,29 @@ func (g *Gateway) ExportState() error {
 	if g.cfg.HA.ExportFile == "" {
 		return errors.New("gateway: no ha.export_file configured")
 	}
-	st := haState{Version: haVersion, Written: time.Now().UTC(), Gateway: g.cfg.ID, Sessions: []haSessionR{}}
+	now := time.Now()
+	st := haState{Version: haVersion, Written: now.UTC(), Gateway: g.cfg.ID, Sessions: []haSessionR{}}
+	g.rateMu.Lock()
+	prev := g.lastSeqs
+	g.lastSeqs = map[uint32]seqMark{}
 	for _, s := range g.sessionList() {
 		ss, err := s.Export()
 		if err != nil {
 			continue // ended meanwhile
 		}
 		rec := haSessionR{Listen: localAddr(s.Transport()).String(), IKE: ss}
-		rec.ESPOut, rec.ESPIn, _ = g.router.seqs(ss.Child.SPIIn)
+		spi := ss.Child.SPIIn
+		rec.ESPOut, rec.ESPIn, _ = g.router.seqs(spi)
+		if p, ok := prev[spi]; ok {
+			if dt := now.Sub(p.at).Seconds(); dt > 0 {
+				rec.OutRate = float64(rec.ESPOut-min(p.out, rec.ESPOut)) / dt
+				rec.InRate = float64(rec.ESPIn-min(p.in, rec.ESPIn)) / dt
+			}
+		}
+		g.lastSeqs[spi] = seqMark{out: rec.ESPOut, in: rec.ESPIn, at: now}
 		st.Sessions = append(st.Sessions, rec)
 	}
+	g.rateMu.Unlock()
 	plain, err := json.Marshal(&st)
 	if err != nil {
 		return err
@@ -265,6 +285,24 @@ func (g *Gateway) ExportState() error {
 	}
 	g.exported.Add(1)
 	return nil
+}
+
+// seqMark is a Child SA's counters at one export (for the rates).
+type seqMark struct {
+	out, in uint64
+	at      time.Time
+}
+
+// haSkip is how far the standby moves one counter: the configured margin,
+// or twice what the rate lets the peer (or the dead member) have used
+// since the export, if more; capped at 2^31 (a Child SA without ESN has
+// 2^32 numbers).
+func haSkip(margin uint64, rate float64, since time.Duration) uint64 {
+	est := 2 * rate * max(since.Seconds(), 0)
+	if est > float64(margin) {
+		margin = uint64(min(est, float64(maxHACounterSkip)))
+	}
+	return margin
 }
 
 func localAddr(t *ike.Transport) netip.AddrPort {
@@ -319,6 +357,8 @@ type HASessionInfo struct {
 	// ESPOut and ESPIn are the Child SA's sequence numbers as of the
 	// export: last sent, highest received.
 	ESPOut, ESPIn uint64
+	// OutRate and InRate are packets per second since the export before.
+	OutRate, InRate float64
 	// HAMessageID and HAReplay: the RFC 6311 capabilities negotiated.
 	HAMessageID, HAReplay bool
 }
@@ -332,7 +372,7 @@ func InspectHAState(path string, key [32]byte) (written time.Time, sessions []HA
 	}
 	for _, r := range st.Sessions {
 		sessions = append(sessions, HASessionInfo{SPIi: r.IKE.SPIi, SPIr: r.IKE.SPIr, Peer: r.IKE.PeerID.String(),
-			NextID: r.IKE.NextID, PeerNext: r.IKE.PeerNext, ESPOut: r.ESPOut, ESPIn: r.ESPIn,
+			NextID: r.IKE.NextID, PeerNext: r.IKE.PeerNext, ESPOut: r.ESPOut, ESPIn: r.ESPIn, OutRate: r.OutRate, InRate: r.InRate,
 			HAMessageID: r.IKE.HAMessageID, HAReplay: r.IKE.HAReplay})
 	}
 	return st.Written, sessions, nil

@@ -137,6 +137,7 @@ func TestHAStateFileRefused(t *testing.T) {
 		"no ts":       {bad(func(s *ike.SessionState) { s.Child.TSi = nil }), "traffic selectors"},
 		"no remote":   {bad(func(s *ike.SessionState) { s.Remote = netip.AddrPort{} }), "invalid remote"},
 		"no peer":     {bad(func(s *ike.SessionState) { s.PeerID.Data = nil }), "peer identity"},
+		"rate":        {[]byte(strings.Replace(string(testHAPlain(t, testSessionState(9))), `"esp_in":20`, `"esp_in":20,"in_rate":-1`, 1)), "negative packet rate"},
 	} {
 		_, err := decodeHAState(c.plain)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
@@ -173,6 +174,24 @@ func TestHAConfig(t *testing.T) {
 		_, err := ParseConfig([]byte(base(ha)))
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), testKeyHex) {
 			t.Errorf("ha %s: %v, want %q", ha, err, want)
+		}
+	}
+}
+
+func TestHASkip(t *testing.T) {
+	for _, c := range []struct {
+		rate  float64
+		since time.Duration
+		want  uint64
+	}{
+		{0, time.Hour, 1 << 20},               // idle SA: the margin
+		{1000, 3 * time.Second, 1 << 20},      // 6000 < margin
+		{200000, 10 * time.Second, 4_000_000}, // 2 x 2e6 packets
+		{1e9, time.Hour, 1 << 31},             // capped
+		{1000, -time.Minute, 1 << 20},         // clock skew
+	} {
+		if got := haSkip(1<<20, c.rate, c.since); got != c.want {
+			t.Errorf("haSkip(rate %g, since %v) = %d, want %d", c.rate, c.since, got, c.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qcdvpn/qcdvpn/ike"
 )
@@ -28,6 +29,9 @@ type haGateway struct {
 	// by inbound SPI: the next outbound sequence number and the inbound
 	// top. Written before Import, read by its hooks on the same goroutine.
 	importSeqs map[uint32][2]uint64
+
+	rateMu   sync.Mutex
+	lastSeqs map[uint32]seqMark // counters at the last export, by inbound SPI
 }
 
 // haEnabled reports whether the gateway takes part in an HA pair.
@@ -81,7 +85,8 @@ func (g *Gateway) takeOver() {
 		return
 	}
 	g.standby = nil
-	skip := g.cfg.HACounterSkip()
+	margin := g.cfg.HACounterSkip()
+	since := time.Since(st.Written)
 	byAddr := map[string]*ike.Responder{}
 	for i, a := range g.Addrs() {
 		byAddr[a.String()] = g.resp[i]
@@ -93,6 +98,9 @@ func (g *Gateway) takeOver() {
 			r = g.resp[0]
 		}
 		c := rec.IKE.Child
+		// What the dead member may have sent after the export, and what
+		// the client went on sending to it until now.
+		skipOut, skip := haSkip(margin, rec.OutRate, since), haSkip(margin, rec.InRate, since)
 		// Inbound, only what the client is asked to skip is refused: a
 		// client without replay-counter sync keeps its counters, and
 		// anything above the export is then accepted (RFC 6311 §8.2).
@@ -100,8 +108,8 @@ func (g *Gateway) takeOver() {
 		if rec.IKE.HAReplay {
 			inTop += skip
 		}
-		g.importSeqs[c.SPIIn] = [2]uint64{rec.ESPOut + skip + 1, inTop}
-		if !c.Suite.ESN && rec.ESPOut+skip+1 > 1<<32-1 {
+		g.importSeqs[c.SPIIn] = [2]uint64{rec.ESPOut + skipOut + 1, inTop}
+		if !c.Suite.ESN && max(rec.ESPOut+skipOut, inTop) >= 1<<32-1 {
 			g.log.Warn("HA takeover: the counter skip uses up a Child SA without ESN; it needs a rekey",
 				"spi_in", fmt.Sprintf("%08x", c.SPIIn))
 		}

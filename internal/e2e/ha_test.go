@@ -125,7 +125,10 @@ func TestHATakeover(t *testing.T) {
 	c, tr := haClient(t, a.addr, filepath.Join(dir, "client"))
 	spii, spir := c.spis()
 	// An export that has seen this traffic.
-	before := p.waitExported(t, p.stateFile, spir, 20)
+	before := p.waitExport(t, p.stateFile, spir, func(s gateway.HASessionInfo) bool { return s.ESPOut >= 20 && s.InRate > 0 })
+	if before.InRate < 10 || before.OutRate < 10 {
+		t.Errorf("exported packet rates out %.0f/s, in %.0f/s; the echo runs at 50/s", before.OutRate, before.InRate)
+	}
 	n0 := c.ev.len()
 	crash := time.Now()
 	a.crash()
