@@ -27,9 +27,11 @@ type HAConfig struct {
 	// file; required with export_file or import_file.
 	KeyHex string `json:"key_hex,omitempty"`
 	// CounterSkip is how many ESP sequence numbers the standby skips, in
-	// each direction, past those of the export (default 2^20; 1..2^31).
-	// Its outbound packets then stay ahead of what the active sent, and
-	// it asks the client to skip as far (IPSEC_REPLAY_COUNTER_SYNC).
+	// each direction, past those of the export (default 2^20; 1..2^31),
+	// or twice the exported packet rate times the time since the export
+	// if that is more. Its outbound packets then stay ahead of what the
+	// active sent, and it asks the client to skip as far
+	// (IPSEC_REPLAY_COUNTER_SYNC).
 	CounterSkip int `json:"counter_skip,omitempty"`
 }
 
