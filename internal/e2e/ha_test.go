@@ -342,3 +342,43 @@ func TestHAStandbySilentBeforeTakeover(t *testing.T) {
 		t.Errorf("the standby answered %d times with QCD replies for SAs it holds", n)
 	}
 }
+
+// TestHADoubleTakeover: a multiple failover (RFC 6311 §2): the standby
+// that took over exports in turn, dies, and a third member takes over
+// from its file. The client accepts the second sync (its M1 is above the
+// first one's) and keeps the same IKE SA through both.
+func TestHADoubleTakeover(t *testing.T) {
+	dir := t.TempDir()
+	p := newHAPair(t, dir)
+	a := startGateway(t, p.active)
+	c, tr := haClient(t, a.addr, filepath.Join(dir, "client"))
+	spii, spir := c.spis()
+	p.waitExported(t, p.stateFile, spir, 20)
+	n0 := c.ev.len()
+	a.crash()
+	b := startGateway(t, p.standby)
+	first, _, ok := c.ev.wait(10*time.Second, n0, ofType(sdk.EventHASynced))
+	if !ok {
+		t.Fatalf("no first ha_synced (events: %s)", eventTypes(c.ev.snapshot()[n0:]))
+	}
+	// The second member's export after its sync: message IDs in step.
+	mid := p.waitExport(t, p.standbyFile, spir, func(s gateway.HASessionInfo) bool {
+		return s.NextID >= first.HASync.PeerNext && s.ESPOut > gateway.DefaultHACounterSkip
+	})
+	n1 := c.ev.len()
+	b.crash()
+	third := *p.standby
+	third.StateDir = filepath.Join(dir, "third")
+	third.HA = gateway.HAConfig{ImportFile: p.standbyFile, KeyHex: p.standby.HA.KeyHex}
+	start := time.Now()
+	startGateway(t, &third)
+	if tr.waitAnsweredAfter(start, 10*time.Second).IsZero() {
+		t.Fatalf("no echo answered after the second takeover (events: %s)", eventTypes(c.ev.snapshot()[n1:]))
+	}
+	second := checkClientKept(t, c, n1, spii, spir, gateway.DefaultHACounterSkip)
+	if second.HASync.PeerNext <= first.HASync.PeerNext {
+		t.Errorf("second sync's gateway ID %d not above the first's %d", second.HASync.PeerNext, first.HASync.PeerNext)
+	}
+	checkClientKept(t, c, n0, spii, spir, gateway.DefaultHACounterSkip)
+	t.Logf("first sync %+v, second %+v; second member exported ESP out %d", *first.HASync, *second.HASync, mid.ESPOut)
+}
