@@ -32,10 +32,10 @@ type haState struct {
 	ourMsgID, ourReplay   bool
 	peerMsgID, peerReplay bool
 
-	// Client: the last accepted sync request (its M1, raw bytes and our
-	// sealed answer, sent again when the very same request is
-	// retransmitted).
-	synced   bool
+	// Client: the last accepted sync request (the IKE SA it was for, its
+	// M1, raw bytes and our sealed answer, sent again when the very same
+	// request is retransmitted). A rekeyed IKE SA starts afresh.
+	syncedSt *ikeState
 	lastM1   uint32
 	lastReq  []byte
 	lastResp []byte
@@ -122,7 +122,7 @@ func (s *Session) haHighestSeen(st *ikeState) (uint32, bool) {
 	if st.peerNext > 0 {
 		v, ok = st.peerNext-1, true
 	}
-	if s.ha.synced && (!ok || s.ha.lastM1 > v) {
+	if s.ha.syncedSt == st && (!ok || s.ha.lastM1 > v) {
 		v, ok = s.ha.lastM1, true
 	}
 	return v, ok
@@ -142,7 +142,7 @@ func (s *Session) haSyncRequest(st *ikeState, raw []byte, ps []wire.Payload) boo
 		s.log.Debug("HA sync request ignored: not negotiated for this IKE SA")
 		return true
 	}
-	if s.ha.lastReq != nil && bytes.Equal(raw, s.ha.lastReq) {
+	if s.ha.syncedSt == st && bytes.Equal(raw, s.ha.lastReq) {
 		// A retransmission of the request we accepted: our answer was
 		// lost. The same answer again changes no state.
 		_ = s.t.Send(s.ha.lastResp, s.remote, s.encap)
@@ -191,7 +191,7 @@ func (s *Session) haSyncRequest(st *ikeState, raw []byte, ps []wire.Payload) boo
 		return true
 	}
 	st.peerNext, st.nextID, st.lastResp = m2, p2, nil
-	s.ha.synced, s.ha.lastM1 = true, m.ExpectedSend
+	s.ha.syncedSt, s.ha.lastM1 = st, m.ExpectedSend
 	s.ha.lastReq, s.ha.lastResp = append([]byte(nil), raw...), out
 	_ = s.t.Send(out, s.remote, s.encap)
 	ev := HASync{SPIi: st.spii, SPIr: st.spir, MessageIDs: true, NextID: p2, PeerNext: m2, Abandoned: abandoned}

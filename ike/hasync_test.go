@@ -340,3 +340,36 @@ func TestHASyncRequeuesOutstanding(t *testing.T) {
 		t.Errorf("client session ended: %v", c.Err())
 	}
 }
+
+// TestHASyncAfterIKERekey: message IDs restart with a rekeyed IKE SA, and
+// so does the replay rule: a sync of the new SA with a low M1 is taken,
+// one under the old SA's keys is not.
+func TestHASyncAfterIKERekey(t *testing.T) {
+	_, c, s, cl, _ := haPair(t, true, nil)
+	client := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), c.t.LocalPort())
+	// A sync in step with the gateway's IDs, so exchanges go on after it.
+	var m1, p1 uint32
+	s.do(func() { s.cur.nextID += 10; m1, p1 = s.cur.nextID, s.cur.peerNext })
+	old := sealedSync(t, s, 1, m1, p1)
+	_ = s.t.Send(old, client, true)
+	cl.wait(t, "sync of the first SA")
+	spii, _ := c.SPIs()
+	c.RekeyIKE()
+	gwWaitFor(t, "IKE rekey", func() bool { a, _ := c.SPIs(); b, _ := s.SPIs(); return a != spii && a == b })
+	gwWaitFor(t, "old SA gone", func() bool {
+		var gone bool
+		c.do(func() { gone = c.old == nil })
+		return gone
+	})
+	s.do(func() { p1 = s.cur.peerNext })
+	_ = s.t.Send(sealedSync(t, s, 2, 3, p1), client, true)
+	r := cl.wait(t, "sync of the rekeyed SA")
+	if a, _ := c.SPIs(); r.SPIi != a || r.PeerNext != 3 {
+		t.Errorf("sync after rekey: %+v", r)
+	}
+	_ = s.t.Send(old, client, true) // the old SA is gone: nothing happens
+	time.Sleep(200 * time.Millisecond)
+	if n := cl.count(); n != 2 || c.Err() != nil {
+		t.Errorf("%d syncs, err %v; want 2 and the session up", n, c.Err())
+	}
+}
