@@ -1,8 +1,10 @@
-// Package eap is the server (authenticator) side of EAP (RFC 3748) as
-// IKEv2 gateways run it inside IKE_AUTH (RFC 7296 §2.16): EAP-Identity
-// followed by EAP-MSCHAPv2 (RFC 2759 inside the framing of
-// draft-kamath-pppext-eap-mschapv2, as strongSwan and Windows use it),
-// yielding the 64-octet MSK of RFC 3079 that keys the IKE AUTH payloads.
+// Package eap is EAP (RFC 3748) as IKEv2 runs it inside IKE_AUTH (RFC
+// 7296 §2.16). The server (authenticator) side is EAP-Identity followed by
+// EAP-MSCHAPv2 (RFC 2759 inside the framing of
+// draft-kamath-pppext-eap-mschapv2, as strongSwan and Windows use it); the
+// peer side (Peer) answers EAP-Identity and runs EAP-MSCHAPv2 or EAP-TLS
+// (RFC 5216, RFC 9190). Both yield the 64-octet MSK that keys the IKE AUTH
+// payloads.
 package eap
 
 import (
