@@ -30,6 +30,9 @@ type Config struct {
 	// CAs verify the gateway's certificate; their key hashes go into
 	// CERTREQ. When empty the gateway must authenticate with the PSK.
 	CAs []*x509.Certificate
+	// EAP, when set, authenticates the client with EAP instead (see
+	// EAPConfig); EAP-TLS uses Signer and CertChain inside TLS.
+	EAP *EAPConfig
 
 	IKEProposals []ikecrypto.Proposal
 	ESPProposals []ikecrypto.Proposal
@@ -98,10 +101,13 @@ func (c *Config) check() error {
 	if len(c.ESPProposals) == 0 {
 		return errors.New("ike: no ESP proposals configured")
 	}
-	if len(c.PSK) == 0 && c.Signer == nil {
+	if err := c.checkEAP(); err != nil {
+		return err
+	}
+	if len(c.PSK) == 0 && c.Signer == nil && c.EAP == nil {
 		return errors.New("ike: neither a PSK nor a certificate key configured")
 	}
-	if len(c.PSK) == 0 && len(c.CertChain) == 0 {
+	if len(c.PSK) == 0 && len(c.CertChain) == 0 && c.EAP == nil {
 		return errors.New("ike: certificate authentication needs a certificate")
 	}
 	if len(c.PSK) == 0 && len(c.CAs) == 0 {

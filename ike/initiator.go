@@ -58,6 +58,11 @@ type initState struct {
 	// resume is the ticket's state when IKE_SESSION_RESUME replaced
 	// IKE_SA_INIT (RFC 5723).
 	resume *ResumeState
+
+	// eap is the EAP exchange inside IKE_AUTH (initiator_eap.go); authID
+	// the message ID of the last IKE_AUTH request (0 means 1).
+	eap    *eapRun
+	authID uint32
 }
 
 // Initiate runs IKE_SA_INIT and IKE_AUTH with the gateway at remote over t
@@ -362,6 +367,8 @@ func (st *initState) authRequest() ([][]byte, error) {
 		ap = &wire.Auth{Method: auth.MethodPSK, Data: resumeAuth(st.keys, st.keys.keys.SKpi, octets)}
 	case len(cfg.PSK) > 0:
 		ap = &wire.Auth{Method: auth.MethodPSK, Data: auth.PSKAuth(st.keys.prf.Sum, cfg.PSK, octets)}
+	case cfg.EAP != nil:
+		// No AUTH: the gateway starts EAP (RFC 7296 §2.16).
 	default:
 		for _, der := range cfg.CertChain {
 			ps = append(ps, &wire.Cert{Encoding: wire.CertX509Signature, Data: der})
@@ -379,7 +386,9 @@ func (st *initState) authRequest() ([][]byte, error) {
 	if len(cfg.RemoteID.Data) > 0 && !cfg.OmitIDr {
 		ps = append(ps, identityPayload(cfg.RemoteID, true))
 	}
-	ps = append(ps, ap)
+	if ap != nil {
+		ps = append(ps, ap)
+	}
 	if cfg.RequestTicket {
 		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyTicketRequest})
 	}
@@ -452,6 +461,12 @@ func (st *initState) authExchange(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("IKE_AUTH with %s: %w", st.remote, err)
 	}
+	if st.cfg.EAP != nil && st.resume == nil {
+		if inner, err = st.eapRounds(ctx, inner); err != nil {
+			st.sendDeleteBestEffort()
+			return nil, err
+		}
+	}
 	s, err := st.authResponse(inner)
 	if err != nil {
 		// The gateway may hold a half-made SA; tell it, without waiting long.
@@ -462,7 +477,7 @@ func (st *initState) authExchange(ctx context.Context) (*Session, error) {
 }
 
 func (st *initState) sendDeleteBestEffort() {
-	h := wire.Header{SPIi: st.spii, SPIr: st.spir, Version: 0x20, Exchange: wire.ExchangeInformational, Flags: wire.FlagInitiator, MessageID: 2}
+	h := wire.Header{SPIi: st.spii, SPIr: st.spir, Version: 0x20, Exchange: wire.ExchangeInformational, Flags: wire.FlagInitiator, MessageID: st.nextMsgID()}
 	if raw, err := st.keys.seal(h, []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, st.rand); err == nil {
 		_ = st.t.Send(raw, st.remote, st.encap)
 	}
@@ -477,6 +492,9 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 	}
 	ap := wire.Find[*wire.Auth](ps)
 	idr := wire.Find[*wire.ID](ps)
+	if st.eap != nil {
+		idr = st.eap.idr // sent and verified in the first response (RFC 7296 §2.16)
+	}
 	if ap == nil || idr == nil || !idr.Responder {
 		if err := firstError(wire.ExchangeIKEAuth, ps); err != nil {
 			return nil, err
@@ -489,6 +507,10 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 	}
 	octets := auth.SignedOctets(st.keys.prf.Sum, st.initResp, st.ni, st.keys.keys.SKpr, idr.Body())
 	switch {
+	case st.eap != nil:
+		if err := st.eap.verifyFinal(st, ap, octets); err != nil {
+			return nil, err
+		}
 	case st.resume != nil:
 		if !got.Equal(st.resume.IDr) {
 			return nil, fmt.Errorf("%w: gateway says it is %s, the ticket names %s", ErrIdentityMismatch, got, st.resume.IDr)
@@ -504,31 +526,8 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 			return nil, fmt.Errorf("%w: gateway's AUTH payload does not match the pre-shared key", ErrAuthenticationFailed)
 		}
 	default:
-		if len(cfg.CAs) == 0 {
-			return nil, fmt.Errorf("%w: gateway authenticated with a certificate, but the profile has no CA", ErrAuthenticationFailed)
-		}
-		var chain [][]byte
-		for _, p := range ps {
-			if c, ok := p.(*wire.Cert); ok && c.Encoding == wire.CertX509Signature {
-				chain = append(chain, c.Data)
-			}
-		}
-		if len(chain) == 0 {
-			return nil, fmt.Errorf("%w: gateway sent no certificate", ErrAuthenticationFailed)
-		}
-		roots := x509.NewCertPool()
-		for _, c := range cfg.CAs {
-			roots.AddCert(c)
-		}
-		pub, err := auth.VerifyPeerCert(chain, roots, got, cfg.RemoteID, cfg.now())
-		if err != nil {
-			if errors.Is(err, auth.ErrIdentityMismatch) {
-				return nil, fmt.Errorf("%w: %v", ErrIdentityMismatch, err)
-			}
-			return nil, fmt.Errorf("%w: gateway certificate: %v", ErrAuthenticationFailed, err)
-		}
-		if err := auth.Verify(pub, ap.Method, ap.Data, octets); err != nil {
-			return nil, fmt.Errorf("%w: gateway's signature: %v", ErrAuthenticationFailed, err)
+		if err := st.verifyGatewayCert(ps, got, ap, octets); err != nil {
+			return nil, err
 		}
 	}
 
@@ -547,7 +546,7 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 	switch {
 	case st.resume != nil:
 		s.authMethod = st.resume.AuthMethod
-	case len(cfg.PSK) > 0:
+	case len(cfg.PSK) > 0 || st.eap != nil:
 		s.authMethod = auth.MethodPSK
 	default:
 		s.authMethod = auth.MethodDigitalSignature
@@ -570,6 +569,39 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 	s.Child = child
 	s.haInit(cfg.HASync)
 	return s, nil
+}
+
+// verifyGatewayCert checks the gateway's certificate AUTH: its chain up to
+// one of our CAs, that it names got, and the signature over octets.
+func (st *initState) verifyGatewayCert(ps []wire.Payload, got auth.Identity, ap *wire.Auth, octets []byte) error {
+	cfg := st.cfg
+	if len(cfg.CAs) == 0 {
+		return fmt.Errorf("%w: gateway authenticated with a certificate, but the profile has no CA", ErrAuthenticationFailed)
+	}
+	var chain [][]byte
+	for _, p := range ps {
+		if c, ok := p.(*wire.Cert); ok && c.Encoding == wire.CertX509Signature {
+			chain = append(chain, c.Data)
+		}
+	}
+	if len(chain) == 0 {
+		return fmt.Errorf("%w: gateway sent no certificate", ErrAuthenticationFailed)
+	}
+	roots := x509.NewCertPool()
+	for _, c := range cfg.CAs {
+		roots.AddCert(c)
+	}
+	pub, err := auth.VerifyPeerCert(chain, roots, got, cfg.RemoteID, cfg.now())
+	if err != nil {
+		if errors.Is(err, auth.ErrIdentityMismatch) {
+			return fmt.Errorf("%w: %v", ErrIdentityMismatch, err)
+		}
+		return fmt.Errorf("%w: gateway certificate: %v", ErrAuthenticationFailed, err)
+	}
+	if err := auth.Verify(pub, ap.Method, ap.Data, octets); err != nil {
+		return fmt.Errorf("%w: gateway's signature: %v", ErrAuthenticationFailed, err)
+	}
+	return nil
 }
 
 func (st *initState) childFromResponse(ps []wire.Payload) (*ChildSA, error) {

@@ -308,7 +308,7 @@ func newSession(st *initState) *Session {
 		Suite:       st.suite,
 		Established: now,
 		cur: &ikeState{spii: st.spii, spir: st.spir, initiator: true, keys: st.keys, suite: st.suite,
-			nextID: 2, peerNext: 0},
+			nextID: st.nextMsgID(), peerNext: 0},
 		reqs:     make(chan *request),
 		cmds:     make(chan func()),
 		nudges:   make(chan struct{}, 1),
