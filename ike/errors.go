@@ -12,6 +12,11 @@ var (
 	// ErrAuthenticationFailed: the gateway rejected our credentials, or its
 	// own AUTH did not verify.
 	ErrAuthenticationFailed = errors.New("authentication failed")
+	// ErrCredentialsRejected: the gateway refused our credentials
+	// (AUTHENTICATION_FAILED, EAP-Failure): trying them again or on another
+	// gateway of the same service will not help. It is also
+	// ErrAuthenticationFailed.
+	ErrCredentialsRejected = fmt.Errorf("%w: the gateway rejected our credentials", ErrAuthenticationFailed)
 	// ErrNoResponse: the peer did not answer within the retransmission budget.
 	ErrNoResponse = errors.New("no response from gateway")
 	// ErrNoProposalChosen: the gateway accepted none of our proposals.

@@ -487,7 +487,7 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 	cfg := st.cfg
 	for _, p := range ps {
 		if n, ok := p.(*wire.Notify); ok && n.NotifyType == wire.NotifyAuthenticationFailed {
-			return nil, fmt.Errorf("%w: the gateway rejected our credentials", ErrAuthenticationFailed)
+			return nil, ErrCredentialsRejected
 		}
 	}
 	ap := wire.Find[*wire.Auth](ps)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/qcdvpn/qcdvpn/ike/auth"
 	"github.com/qcdvpn/qcdvpn/ike/eap"
@@ -81,6 +82,9 @@ func (st *initState) eapRounds(ctx context.Context, ps []wire.Payload) ([]wire.P
 		resp, status, err := peer.Handle(ep.Data)
 		switch status {
 		case eap.Failed:
+			if errors.Is(err, eap.ErrRejected) {
+				return nil, fmt.Errorf("%w (%s: %s)", ErrCredentialsRejected, cfg.EAP.Method, strings.TrimPrefix(err.Error(), eap.ErrRejected.Error()+": "))
+			}
 			return nil, fmt.Errorf("%w: %s: %v", ErrAuthenticationFailed, cfg.EAP.Method, err)
 		case eap.Succeeded:
 			st.eap = &eapRun{idr: idr, msk: append([]byte(nil), peer.MSK()...)}
@@ -187,7 +191,7 @@ func (st *initState) nextMsgID() uint32 { return max(st.authID, 1) + 1 }
 // authFailedNotify is the error for an AUTHENTICATION_FAILED notify in ps.
 func authFailedNotify(ps []wire.Payload) error {
 	if wire.FindNotify(ps, wire.NotifyAuthenticationFailed) != nil {
-		return fmt.Errorf("%w: the gateway rejected our credentials", ErrAuthenticationFailed)
+		return ErrCredentialsRejected
 	}
 	return nil
 }

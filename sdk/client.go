@@ -229,6 +229,8 @@ func ikeConfig(p *Profile, log *slog.Logger) (*ike.Config, error) {
 			cfg.CertChain = append(cfg.CertChain, c.Raw)
 		}
 		cfg.Signer = creds.Key
+	case AuthEAPMSCHAPv2, AuthEAPTLS:
+		applyEAP(cfg, p, creds)
 	default:
 		return nil, fmt.Errorf("profile: auth.method: %q is not supported yet", r.AuthMethod)
 	}
@@ -364,6 +366,11 @@ func (c *Client) connectRound(ctx context.Context, first int, why string) error 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, ike.ErrCredentialsRejected) {
+			// The same credentials fail on every gateway of the service:
+			// no retry, no next gateway (the user must fix them).
+			return errs[len(errs)-1]
+		}
 		select {
 		case <-c.closing:
 			return ErrClosed
@@ -428,7 +435,11 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 	}
 	if err != nil {
 		c.log.Info("connect failed", "gateway", remote, "err", err)
-		c.emit(Event{Type: EventConnectFailed, Gateway: remote.String(), Error: err.Error()})
+		ev := Event{Type: EventConnectFailed, Gateway: remote.String(), Error: err.Error()}
+		if errors.Is(err, ike.ErrAuthenticationFailed) {
+			ev.Reason = ReasonAuthenticationFailed
+		}
+		c.emit(ev)
 		return err
 	}
 	c.adopt(s, remote)
@@ -639,7 +650,7 @@ func (c *Client) reconnect(ctx context.Context, first int, why string) error {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) || errors.Is(err, ike.ErrCredentialsRejected) {
 			return err
 		}
 		wait := pause/2 + time.Duration(mrand.Int64N(int64(pause)))

@@ -31,6 +31,11 @@ const (
 	EventHASynced EventType = "ha_synced"
 )
 
+// ReasonAuthenticationFailed is connect_failed's reason when the gateway
+// refused our credentials or its own did not verify; with refused
+// credentials the client stops trying (no other gateway, no retry).
+const ReasonAuthenticationFailed = "authentication failed"
+
 // Event is one thing the client reports. Which fields are set depends on
 // Type; JSON leaves out the ones that do not apply.
 type Event struct {

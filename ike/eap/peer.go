@@ -96,7 +96,7 @@ func (p *Peer) Handle(pkt []byte) ([]byte, Status, error) {
 		if p.methodErr != nil {
 			return nil, Failed, p.methodErr
 		}
-		return nil, Failed, fmt.Errorf("%w (EAP-Failure during %s)", ErrRejected, p.m.Name())
+		return nil, Failed, fmt.Errorf("%w: EAP-Failure", ErrRejected)
 	case CodeRequest:
 	default:
 		return nil, Failed, fmt.Errorf("eap: unexpected code %d from the authenticator", code)

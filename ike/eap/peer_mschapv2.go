@@ -73,7 +73,7 @@ func (m *MSCHAPv2Peer) Process(d []byte) ([]byte, error) {
 	case op == opFailure && m.state == 1:
 		m.state = 2
 		// Acknowledge; the gateway then sends EAP-Failure.
-		return []byte{opFailure}, fmt.Errorf("%w: EAP-MSCHAPv2 failure (%s)", ErrRejected, failureText(d[4:]))
+		return []byte{opFailure}, fmt.Errorf("%w: MSCHAPv2 failure %s", ErrRejected, failureText(d[4:]))
 	}
 	return nil, fmt.Errorf("eap: MSCHAPv2 op code %d out of order", op)
 }
