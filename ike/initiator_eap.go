@@ -137,8 +137,12 @@ func (st *initState) eapMethod(gw auth.Identity) (eap.Method, error) {
 				_, err := auth.VerifyPeerCert(raw, roots, gw, gw, cfg.now())
 				return err
 			},
-			Rand: st.rand,
-			Time: cfg.now,
+			// TLS 1.2, the version of RFC 5216: strongSwan 5.9.8 with
+			// TLS 1.3 enabled sends a handshake message crypto/tls
+			// rejects as malformed (decode error), while both speak 1.2.
+			MaxVersion: tls.VersionTLS12,
+			Rand:       st.rand,
+			Time:       cfg.now,
 		}
 		return eap.NewTLSPeer(tc)
 	}
