@@ -13,6 +13,14 @@
 //	 "ike_proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
 //	 "traffic": {"include": ["10.200.0.0/24"]}}
 //
+// auth.method is "psk", "pubkey" (cert and key), "eap-mschapv2" (username
+// and password) or "eap-tls" (cert and key; username is the EAP identity,
+// default local_id). With pubkey and EAP the gateway proves itself with
+// its certificate, verified against ca. Credentials the gateway rejects
+// end Connect (and Wait's reconnects) with an error that
+// errors.Is ike.ErrCredentialsRejected, after one connect_failed event
+// with Reason ReasonAuthenticationFailed: no retry, no other gateway.
+//
 // Proposals use strongSwan's syntax. ParseProfile and LoadProfile are
 // strict: an unknown field or a bad value is a one-line *ProfileError that
 // names the field. Omitted fields take defaults (DefaultIKEProposals,

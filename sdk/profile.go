@@ -113,8 +113,10 @@ type Profile struct {
 
 // Auth is the client's authentication. Which fields apply depends on Method:
 // "psk" needs PSK; "pubkey" and "eap-tls" need Cert and Key ("eap-tls" may
-// also set Username as its EAP identity); "eap-mschapv2" needs Username and
-// Password. Fields that do not apply to the method are errors.
+// also set Username as its EAP identity, default LocalID); "eap-mschapv2"
+// needs Username and Password. Fields that do not apply to the method are
+// errors. The EAP methods run inside IKE_AUTH after the gateway has
+// authenticated with its certificate (RFC 7296 §2.16).
 type Auth struct {
 	// Method is one of "psk", "pubkey", "eap-mschapv2", "eap-tls".
 	Method string `json:"method"`
