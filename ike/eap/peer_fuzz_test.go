@@ -42,3 +42,41 @@ func FuzzPeer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServer feeds arbitrary peer responses to the server with
+// EAP-MSCHAPv2 and EAP-TLS enabled: never a panic, never Succeeded
+// without an MSK. The response identifier is patched to the outstanding
+// request's so that the input reaches the methods.
+func FuzzServer(f *testing.F) {
+	f.Add([]byte{CodeResponse, 0, 0, 10, TypeIdentity, 'a', 'l', 'i', 'c', 'e', CodeResponse, 0, 0, 6, TypeNak, TypeTLS})
+	f.Add([]byte{CodeResponse, 0, 0, 10, TypeIdentity, 'a', 'l', 'i', 'c', 'e', CodeResponse, 0, 0, 10, TypeTLS, 0x80, 0, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := NewServer(users, bytes.NewReader(make([]byte, 256)), "gw")
+		s.EnableTLS(&tls.Config{}, func([][]byte, string) error { return nil })
+		defer s.Close()
+		req, err := s.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest := data
+		for len(rest) >= 4 {
+			n := int(rest[2])<<8 | int(rest[3])
+			if n < 4 || n > len(rest) {
+				n = len(rest)
+			}
+			pkt := bytes.Clone(rest[:n])
+			pkt[1] = req[1]
+			next, st, _ := s.Handle(pkt)
+			if st == Succeeded && s.MSK() == nil {
+				t.Fatal("success without an MSK")
+			}
+			if st != Continue {
+				break
+			}
+			if next != nil {
+				req = next
+			}
+			rest = rest[n:]
+		}
+	})
+}

@@ -91,6 +91,9 @@ func converse(t *testing.T, p *Peer, first []byte, srv func([]byte) ([]byte, Sta
 			return st, err, Continue
 		}
 		next, sst, serr := srv(resp)
+		if serr != nil {
+			t.Logf("server: %v", serr)
+		}
 		if serr != nil && sst == Continue {
 			t.Fatalf("server: %v", serr)
 		}
@@ -350,5 +353,59 @@ func TestTLSPeerUntrustedServer(t *testing.T) {
 	st, err, sst := converse(t, p, first, srv.handle)
 	if st != Failed || sst != Failed || err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") || errors.Is(err, ErrRejected) {
 		t.Fatalf("peer %d %v, server %d", st, err, sst)
+	}
+}
+
+// TestServerTLS runs our EAP-TLS peer against our EAP-TLS server: alone,
+// and offered after a Nak of MSCHAPv2; both ends derive the same MSK and
+// the client certificate is checked against the EAP identity.
+func TestServerTLS(t *testing.T) {
+	srvCert, srvPool := testCert(t, "gw.example")
+	cliCert, cliPool := testCert(t, "client.example")
+	for _, tc := range []struct {
+		name     string
+		users    Users
+		identity string
+		ok       bool
+	}{{"tls only", nil, "client.example", true}, {"nak from mschapv2", users, "client.example", true}, {"identity not in cert", nil, "bob", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewServer(tc.users, rand.Reader, "gw")
+			var seen string
+			s.EnableTLS(&tls.Config{Certificates: []tls.Certificate{srvCert}}, func(chain [][]byte, identity string) error {
+				seen = identity
+				c, err := x509.ParseCertificate(chain[0])
+				if err != nil {
+					return err
+				}
+				if _, err := c.Verify(x509.VerifyOptions{Roots: cliPool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+					return err
+				}
+				return c.VerifyHostname(identity)
+			})
+			defer s.Close()
+			first, err := s.Start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := NewTLSPeer(&tls.Config{Certificates: []tls.Certificate{cliCert}, RootCAs: srvPool, ServerName: "gw.example"})
+			p := NewPeer(tc.identity, m)
+			defer p.Close()
+			st, err, sst := converse(t, p, first, s.Handle)
+			if seen != tc.identity {
+				t.Errorf("verify saw identity %q", seen)
+			}
+			if !tc.ok {
+				if st != Failed || sst != Failed {
+					t.Fatalf("peer %d %v, server %d", st, err, sst)
+				}
+				return
+			}
+			if st != Succeeded || err != nil || sst != Succeeded {
+				t.Fatalf("peer %d %v, server %d", st, err, sst)
+			}
+			if len(p.MSK()) != 64 || !bytes.Equal(p.MSK(), s.MSK()) {
+				t.Errorf("MSK peer %X, server %X", p.MSK(), s.MSK())
+			}
+		})
 	}
 }

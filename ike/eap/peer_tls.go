@@ -44,7 +44,13 @@ const (
 // EAP-TLS fragments. TLS 1.2 keys the MSK with the TLS PRF of RFC 5216
 // §2.3; TLS 1.3 with the exporter of RFC 9190 §2.3.
 type TLSPeer struct {
-	cfg *tls.Config
+	tlsEndpoint
+}
+
+// tlsEndpoint is crypto/tls in EAP-TLS framing, for either side.
+type tlsEndpoint struct {
+	cfg    *tls.Config
+	server bool
 
 	conn  *memConn
 	tc    *tls.Conn
@@ -71,11 +77,11 @@ func NewTLSPeer(cfg *tls.Config) (*TLSPeer, error) {
 	if cfg.KeyLogWriter != nil {
 		return nil, errors.New("eap: EAP-TLS sets KeyLogWriter itself")
 	}
-	p := &TLSPeer{cfg: cfg.Clone()}
+	p := &TLSPeer{tlsEndpoint{cfg: cfg.Clone()}}
 	// RFC 5216 keys the MSK from the master secret; Go exports it only
 	// through the key log (ExportKeyingMaterial in TLS 1.2 needs the
 	// extended master secret, which strongSwan does not negotiate).
-	p.cfg.KeyLogWriter = keyLog{p}
+	p.cfg.KeyLogWriter = keyLog{&p.tlsEndpoint}
 	p.cfg.SessionTicketsDisabled = true
 	if p.cfg.MinVersion == 0 {
 		p.cfg.MinVersion = tls.VersionTLS12
@@ -90,10 +96,10 @@ func (p *TLSPeer) Type() uint8 { return TypeTLS }
 func (p *TLSPeer) Name() string { return "EAP-TLS" }
 
 // MSK is set once the TLS handshake completed.
-func (p *TLSPeer) MSK() []byte { return p.msk }
+func (p *tlsEndpoint) MSK() []byte { return p.msk }
 
 // Close stops the TLS stack and forgets the keys.
-func (p *TLSPeer) Close() {
+func (p *tlsEndpoint) Close() {
 	if p.closed {
 		return
 	}
@@ -166,9 +172,6 @@ func (p *TLSPeer) Process(d []byte) ([]byte, error) {
 		// send but an acknowledgement.
 		return p.feedAfterHandshake(msg)
 	}
-	if p.serverRandom == nil {
-		p.serverRandom = serverHelloRandom(msg)
-	}
 	if err := p.step(msg); err != nil {
 		if len(p.out) > 0 {
 			// Send the TLS alert; the gateway ends with EAP-Failure.
@@ -184,10 +187,20 @@ func (p *TLSPeer) Process(d []byte) ([]byte, error) {
 
 // start runs the client until its ClientHello is written.
 func (p *TLSPeer) start() ([]byte, error) {
+	p.begin(func(c *memConn) *tls.Conn { return tls.Client(c, p.cfg) })
+	if err := p.step(nil); err != nil {
+		return nil, err
+	}
+	return p.nextFragment(), nil
+}
+
+// begin runs tc's handshake (and then its reads) in a goroutine that
+// Close stops.
+func (p *tlsEndpoint) begin(mk func(c *memConn) *tls.Conn) {
 	p.conn = newMemConn()
 	p.hsErr = make(chan error, 1)
 	p.done = make(chan struct{})
-	p.tc = tls.Client(p.conn, p.cfg)
+	p.tc = mk(p.conn)
 	go func() {
 		defer close(p.done)
 		err := p.tc.HandshakeContext(context.Background())
@@ -204,15 +217,14 @@ func (p *TLSPeer) start() ([]byte, error) {
 		}
 		p.conn.Close()
 	}()
-	if err := p.step(nil); err != nil {
-		return nil, err
-	}
-	return p.nextFragment(), nil
 }
 
 // step hands msg to the TLS stack and waits until it wants more input or
 // finished the handshake, collecting what it wrote.
-func (p *TLSPeer) step(msg []byte) error {
+func (p *tlsEndpoint) step(msg []byte) error {
+	if p.serverRandom == nil && !p.server {
+		p.serverRandom = serverHelloRandom(msg)
+	}
 	p.conn.feed(msg)
 	select {
 	case <-p.conn.starved:
@@ -232,6 +244,9 @@ func (p *TLSPeer) step(msg []byte) error {
 	}
 	p.out = p.conn.take()
 	p.outLen = len(p.out)
+	if p.serverRandom == nil && p.server {
+		p.serverRandom = serverHelloRandom(p.out)
+	}
 	if !p.hsOK {
 		// The handshake may complete without more input (a flight ends
 		// with our Finished); look once more.
@@ -250,7 +265,7 @@ func (p *TLSPeer) step(msg []byte) error {
 	return nil
 }
 
-func (p *TLSPeer) feedAfterHandshake(msg []byte) ([]byte, error) {
+func (p *tlsEndpoint) feedAfterHandshake(msg []byte) ([]byte, error) {
 	p.conn.feed(msg)
 	select {
 	case <-p.conn.starved:
@@ -267,7 +282,7 @@ func (p *TLSPeer) feedAfterHandshake(msg []byte) ([]byte, error) {
 
 // nextFragment takes up to tlsFragment octets of p.out into a response:
 // the first with the L flag and the total length, all but the last with M.
-func (p *TLSPeer) nextFragment() []byte {
+func (p *tlsEndpoint) nextFragment() []byte {
 	first := len(p.out) == p.outLen
 	n := min(len(p.out), tlsFragment)
 	var flags byte
@@ -288,7 +303,7 @@ func (p *TLSPeer) nextFragment() []byte {
 // octets of PRF(master secret, "client EAP encryption", client random |
 // server random); RFC 9190 §2.3 for TLS 1.3: the first 64 octets of
 // TLS-Exporter("EXPORTER_EAP_TLS_Key_Material", 0x0D, 128).
-func (p *TLSPeer) deriveMSK() error {
+func (p *tlsEndpoint) deriveMSK() error {
 	cs := p.tc.ConnectionState()
 	if cs.Version >= tls.VersionTLS13 {
 		km, err := cs.ExportKeyingMaterial("EXPORTER_EAP_TLS_Key_Material", []byte{TypeTLS}, 128)
@@ -342,7 +357,7 @@ func serverHelloRandom(msg []byte) []byte {
 
 // keyLog takes the NSS key log line of TLS 1.2 ("CLIENT_RANDOM <random>
 // <master secret>") that crypto/tls writes; TLS 1.3 lines are ignored.
-type keyLog struct{ p *TLSPeer }
+type keyLog struct{ p *tlsEndpoint }
 
 func (k keyLog) Write(b []byte) (int, error) {
 	f := strings.Fields(string(b))
@@ -371,6 +386,7 @@ func tlsReason(err error) error {
 // fed, writes are collected; starved signals each time a Read finds
 // nothing to return.
 type memConn struct {
+	idle    *time.Timer // closes an abandoned conversation's conn
 	mu      sync.Mutex
 	cond    *sync.Cond
 	in      bytes.Buffer
@@ -379,13 +395,19 @@ type memConn struct {
 	starved chan struct{}
 }
 
+// memIdle ends the TLS goroutine of a conversation nobody continues
+// (e.g. a half-open IKE SA that timed out).
+const memIdle = 2 * time.Minute
+
 func newMemConn() *memConn {
 	c := &memConn{starved: make(chan struct{}, 1)}
 	c.cond = sync.NewCond(&c.mu)
+	c.idle = time.AfterFunc(memIdle, func() { c.Close() })
 	return c
 }
 
 func (c *memConn) feed(b []byte) {
+	c.idle.Reset(memIdle)
 	c.mu.Lock()
 	c.in.Write(b)
 	c.mu.Unlock()
@@ -426,6 +448,7 @@ func (c *memConn) Write(b []byte) (int, error) {
 }
 
 func (c *memConn) Close() error {
+	c.idle.Stop()
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()

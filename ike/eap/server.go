@@ -3,6 +3,7 @@ package eap
 import (
 	"bytes"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,6 +55,7 @@ const (
 	stIdentity  state = iota // Request/Identity sent
 	stChallenge              // MSCHAPv2 Challenge sent
 	stSuccess                // MSCHAPv2 Success request sent
+	stTLS                    // EAP-TLS in progress
 	stDone
 )
 
@@ -70,6 +72,9 @@ type Server struct {
 	challenge [16]byte
 	msk       []byte
 	ok        bool
+
+	tlsCfg *tls.Config  // EnableTLS
+	tls    *tlsEndpoint // the EAP-TLS handshake, from startTLS
 }
 
 // NewServer starts an exchange; name is the MSCHAPv2 authenticator name
@@ -124,8 +129,12 @@ func (s *Server) Handle(resp []byte) ([]byte, Status, error) {
 	switch {
 	case s.st == stIdentity && typ == TypeIdentity:
 		return s.onIdentity(data)
+	case typ == TypeNak && s.st == stChallenge && s.tlsCfg != nil && bytes.IndexByte(data, TypeTLS) >= 0:
+		return s.startTLS()
 	case typ == TypeNak:
-		return s.fail(fmt.Sprintf("peer refuses EAP-MSCHAPv2 (Nak %x)", data))
+		return s.fail(fmt.Sprintf("peer refuses our EAP method (Nak %x)", data))
+	case s.st == stTLS && typ == TypeTLS:
+		return s.onTLS(data)
 	case s.st == stChallenge && typ == TypeMSCHAPv2:
 		return s.onResponse(data)
 	case s.st == stSuccess && typ == TypeMSCHAPv2:
@@ -141,6 +150,7 @@ func (s *Server) Handle(resp []byte) ([]byte, Status, error) {
 
 // fail ends the exchange with EAP-Failure; why is for the caller's log.
 func (s *Server) fail(why string) ([]byte, Status, error) {
+	s.Close()
 	s.st = stDone
 	s.msk = nil
 	return []byte{CodeFailure, s.id + 1, 0, 4}, Failed, errors.New("eap: " + why)
@@ -152,6 +162,9 @@ func (s *Server) onIdentity(data []byte) ([]byte, Status, error) {
 		return s.fail("invalid EAP identity")
 	}
 	s.identity = id
+	if s.users == nil && s.tlsCfg != nil {
+		return s.startTLS()
+	}
 	if _, err := io.ReadFull(s.rand, s.challenge[:]); err != nil {
 		return nil, Continue, fmt.Errorf("eap: random: %w", err)
 	}
