@@ -15,15 +15,21 @@ const (
 	maxEAPPassword = 256 // MSCHAPv2 passwords are at most 256 characters
 )
 
-// EAPConfig is auth.eap: EAP-MSCHAPv2 users.
+// EAPConfig is auth.eap: EAP-MSCHAPv2 users and/or EAP-TLS.
 type EAPConfig struct {
 	// Users maps EAP identities (as the client sends them, e.g. its
-	// strongSwan eap_id) to passwords; 1..4096 entries.
-	Users map[string]string `json:"users"`
+	// strongSwan eap_id) to passwords; 1..4096 entries. Optional with tls.
+	Users map[string]string `json:"users,omitempty"`
+	// TLS lets clients in with EAP-TLS (TLS 1.2): their certificate must
+	// chain to auth.ca and name their EAP identity. With users too,
+	// MSCHAPv2 is offered first and EAP-TLS clients Nak it.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // String shows the user names only.
-func (e EAPConfig) String() string { return fmt.Sprintf("EAPConfig{users=%q}", e.userNames()) }
+func (e EAPConfig) String() string {
+	return fmt.Sprintf("EAPConfig{users=%q tls=%t}", e.userNames(), e.TLS)
+}
 
 // GoString is String, so that %#v does not print passwords either.
 func (e EAPConfig) GoString() string { return e.String() }
@@ -46,9 +52,12 @@ func (c *Config) validateEAP() error {
 	if c.Auth.Method != AuthPubkey {
 		return fieldErr("auth.eap", "needs method \"pubkey\" (the gateway authenticates to EAP clients with its certificate)")
 	}
+	if e.TLS && c.Auth.CA == "" {
+		return fieldErr("auth.ca", "required with auth.eap.tls (it verifies the clients' certificates)")
+	}
 	switch {
-	case len(e.Users) == 0:
-		return fieldErr("auth.eap.users", "required: at least one user")
+	case len(e.Users) == 0 && !e.TLS:
+		return fieldErr("auth.eap.users", "required: at least one user (or tls)")
 	case len(e.Users) > maxEAPUsers:
 		return fieldErr("auth.eap.users", "more than %d entries", maxEAPUsers)
 	}
@@ -65,6 +74,9 @@ func (c *Config) validateEAP() error {
 	}
 	return nil
 }
+
+// EAPTLS reports whether auth.eap.tls is on.
+func (c *Config) EAPTLS() bool { return c.Auth.EAP != nil && c.Auth.EAP.TLS }
 
 // EAPUsers returns the password lookup for ike.ResponderConfig.EAPUsers,
 // nil without auth.eap.

@@ -63,6 +63,10 @@ func TestConfigEAP(t *testing.T) {
 	if _, _, cas, err := c.Credentials(); err != nil || len(cas) != 1 {
 		t.Errorf("Credentials with ca: %d %v", len(cas), err)
 	}
+	// EAP-TLS alone, with the client CA.
+	if c, err = LoadConfig(write(`{"method":"pubkey","cert":"gw.pem","key":"gw.key","ca":"ca.pem","eap":{"tls":true}}`)); err != nil || !c.EAPTLS() || c.EAPUsers() != nil {
+		t.Errorf("eap.tls: %v", err)
+	}
 	// Without eap nothing changes.
 	if c, err = LoadConfig(write(`{"method":"pubkey","cert":"gw.pem","key":"gw.key","ca":"ca.pem"}`)); err != nil || c.EAPUsers() != nil {
 		t.Errorf("no eap: %v", err)
@@ -72,6 +76,7 @@ func TestConfigEAP(t *testing.T) {
 		"psk method":     {`{"method":"psk","psk":"` + secret + `","eap":{"users":{"alice":"` + secret + `"}}}`, `auth.eap: needs method "pubkey"`},
 		"no users":       {`{"method":"pubkey","cert":"gw.pem","key":"gw.key","eap":{"users":{}}}`, "auth.eap.users: required"},
 		"users missing":  {`{"method":"pubkey","cert":"gw.pem","key":"gw.key","eap":{}}`, "auth.eap.users: required"},
+		"tls without ca": {`{"method":"pubkey","cert":"gw.pem","key":"gw.key","eap":{"tls":true}}`, "auth.ca: required with auth.eap.tls"},
 		"empty password": {`{"method":"pubkey","cert":"gw.pem","key":"gw.key","eap":{"users":{"alice":""}}}`, `auth.eap.users["alice"]: invalid password`},
 		"empty name":     {`{"method":"pubkey","cert":"gw.pem","key":"gw.key","eap":{"users":{"":"` + secret + `"}}}`, `auth.eap.users[""]: invalid EAP identity`},
 		"control char":   {`{"method":"pubkey","cert":"gw.pem","key":"gw.key","eap":{"users":{"a\nb":"` + secret + `"}}}`, `invalid EAP identity`},

@@ -272,7 +272,7 @@ func (g *Gateway) openResponders() error {
 		t.SetESPHandler(g.router.HandleESP)
 		rc := &ike.ResponderConfig{
 			LocalID: id, PSK: psk, Signer: signer, CertChain: chain, CAs: cas,
-			EAPUsers:     g.cfg.EAPUsers(),
+			EAPUsers: g.cfg.EAPUsers(), EAPTLS: g.cfg.EAPTLS(),
 			IKEProposals: ikeProps, ESPProposals: espProps,
 			Pool4: splitPool(v4, i, len(addrs)), Pool6: splitPool(v6, i, len(addrs)),
 			DNS: dns, LocalTS: g.cfg.LocalPrefixes(),

@@ -98,3 +98,41 @@ func TestInitiatorEAPUntrustedGateway(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestInitiatorEAPTLS connects our initiator to our responder with
+// EAP-TLS, offered alone and after a Nak of MSCHAPv2: the gateway's TLS
+// certificate is its IKE one, ours is the client certificate.
+func TestInitiatorEAPTLS(t *testing.T) {
+	leakCheck(t)
+	pki := newPKI(t, false)
+	for _, withUsers := range []bool{false, true} {
+		g := startGateway(t, func(rc *ResponderConfig) {
+			rc.PSK = nil
+			rc.Signer, rc.CertChain, rc.CAs = pki.gwKey, pki.gwChain, []*x509.Certificate{pki.ca}
+			rc.EAPTLS = true
+			if withUsers {
+				rc.EAPUsers = func(id string) (string, bool) { return "pw", id == "alice" }
+			}
+		})
+		cc := eapClientConfig(t, pki, "", "")
+		cc.EAP = &EAPConfig{Method: EAPTLS}
+		cc.Signer, cc.CertChain = pki.clientKey, pki.clientDERs
+		c, s := gwConnect(t, g, cc)
+		if !s.PeerID.Equal(gwClientID) || !c.PeerID.Equal(gwLocalID) {
+			t.Errorf("peers: gateway sees %s, client sees %s", s.PeerID, c.PeerID)
+		}
+		checkChildMirror(t, c.Child, s.Child)
+		c.Start(Hooks{}, Timers{})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		cancel()
+
+		// A certificate for another name than the EAP identity is refused.
+		cc.EAP.Identity = "mallory.example"
+		if _, err := gwDial(t, g.addr, cc); !errors.Is(err, ErrCredentialsRejected) {
+			t.Errorf("EAP identity not in the certificate: err = %v", err)
+		}
+	}
+}

@@ -43,6 +43,11 @@ type ResponderConfig struct {
 	// requires it to use a public-key method towards EAP clients), and
 	// both AUTH payloads of the last IKE_AUTH are keyed with the MSK.
 	EAPUsers eap.Users
+	// EAPTLS also lets EAP initiators in with EAP-TLS (RFC 5216, TLS 1.2):
+	// the gateway's TLS certificate is Signer and CertChain, the client's
+	// must chain to CAs and name its EAP identity. Without EAPUsers it is
+	// the method offered; with them, clients Nak MSCHAPv2 for it.
+	EAPTLS bool
 
 	// IKEProposals and ESPProposals in order of preference: like
 	// strongSwan, the first of ours that the peer offers wins.
@@ -137,7 +142,10 @@ func (c *ResponderConfig) check() error {
 	if c.PSK == nil && c.Signer == nil {
 		return errors.New("ike: responder: neither PSK nor Signer configured")
 	}
-	if c.EAPUsers != nil && c.Signer == nil {
+	if c.EAPTLS && len(c.CAs) == 0 {
+		return errors.New("ike: responder: EAPTLS without CAs to verify client certificates")
+	}
+	if (c.EAPUsers != nil || c.EAPTLS) && c.Signer == nil {
 		return errors.New("ike: responder: EAPUsers without Signer (the gateway authenticates to EAP clients with a certificate)")
 	}
 	if c.Signer != nil && len(c.CertChain) == 0 {

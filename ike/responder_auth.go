@@ -143,7 +143,7 @@ func (r *Responder) authenticate(ho *halfOpen, d Datagram, ps []wire.Payload) au
 		}
 	}
 	ap := wire.Find[*wire.Auth](ps)
-	if idi == nil || (ap == nil && (r.cfg.EAPUsers == nil || ho.resumed != nil)) {
+	if idi == nil || (ap == nil && (r.cfg.EAPUsers == nil && !r.cfg.EAPTLS || ho.resumed != nil)) {
 		return r.refuse(d, auth.Identity{}, "no IDi or AUTH payload (EAP is not configured)")
 	}
 	peer := auth.Identity{Type: idi.IDType, Data: idi.Data}

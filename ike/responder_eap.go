@@ -31,6 +31,9 @@ func (r *Responder) eapStart(ho *halfOpen, d Datagram, ps []wire.Payload, idi *w
 		return r.refuse(d, peer, "signing our AUTH: "+err.Error())
 	}
 	srv := eap.NewServer(r.cfg.EAPUsers, r.rand, r.cfg.LocalID.String())
+	if r.cfg.EAPTLS {
+		r.enableEAPTLS(srv)
+	}
 	req, err := srv.Start()
 	if err != nil {
 		return r.refuse(d, peer, err.Error())
@@ -56,7 +59,7 @@ func (r *Responder) eapContinue(ho *halfOpen, d Datagram, ps []wire.Payload) aut
 		idr := identityPayload(r.cfg.LocalID, true)
 		ours := auth.SignedOctets(prf, ho.initResp, ho.ni, ho.keys.keys.SKpr, idr.Body())
 		out := []wire.Payload{&wire.Auth{Method: auth.MethodPSK, Data: auth.PSKAuth(prf, st.msk, ours)}}
-		r.log.Info("IKE_AUTH: EAP-MSCHAPv2 authenticated", "from", d.From, "peer", st.peer.String())
+		r.log.Info("IKE_AUTH: EAP authenticated", "from", d.From, "peer", st.peer.String(), "method", st.srv.Method())
 		return r.finish(ho, d, st.first, st.peer, out, auth.MethodPSK)
 	}
 	ep := wire.Find[*wire.EAP](ps)

@@ -118,3 +118,12 @@ func (s *Server) tlsDone() ([]byte, Status, error) {
 	s.st, s.ok = stDone, true
 	return []byte{CodeSuccess, s.id + 1, 0, 4}, Succeeded, nil
 }
+
+// Method names the method in use: "EAP-TLS" once it started, else
+// "EAP-MSCHAPv2".
+func (s *Server) Method() string {
+	if s.tls != nil {
+		return "EAP-TLS"
+	}
+	return "EAP-MSCHAPv2"
+}

@@ -20,8 +20,9 @@ const (
 
 // startQcdEAPGateway is startQcdGateway with auth.eap: the gateway proves
 // itself with an ECDSA certificate (gw.example) and lets EAP-MSCHAPv2
-// users in; no client CA is configured.
-func startQcdEAPGateway(t *testing.T, pair *testbed.Pair, prop, esp string) *qcdGateway {
+// users in; no client CA is configured. With withTLS, EAP-TLS clients
+// with certificates of the same CA get in too (auth.eap.tls, auth.ca).
+func startQcdEAPGateway(t *testing.T, pair *testbed.Pair, prop, esp string, withTLS bool) *qcdGateway {
 	t.Helper()
 	pair.Gateway.AddLoopbackAddr(t, netip.PrefixFrom(hostBehind(pair), 32))
 	g := &qcdGateway{pair: pair, dir: t.TempDir(), addr: netip.AddrPortFrom(pair.GatewayIP, 4500)}
@@ -41,6 +42,12 @@ func startQcdEAPGateway(t *testing.T, pair *testbed.Pair, prop, esp string) *qcd
 		"auth": map[string]any{"method": "pubkey",
 			"cert": filepath.Join(g.dir, "gw.pem"), "key": filepath.Join(g.dir, "gw.key"),
 			"eap": map[string]any{"users": map[string]string{eapUser: eapPassword, "bob": "other secret"}}},
+	}
+	if withTLS {
+		a := cfg["auth"].(map[string]any)
+		writeFile(t, filepath.Join(g.dir, "ca.pem"), g.pki.CAPEM)
+		a["ca"] = filepath.Join(g.dir, "ca.pem")
+		a["eap"].(map[string]any)["tls"] = true
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -72,7 +79,7 @@ func TestSwanEAPClientToQcdvpnGateway(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pair := testbed.NewPair(t)
-			g := startQcdEAPGateway(t, pair, prop, esp)
+			g := startQcdEAPGateway(t, pair, prop, esp, false)
 			sc := testbed.SwanClient{
 				Remote: pair.GatewayIP, NATT: true,
 				Proposals: prop, ESPProposals: esp,

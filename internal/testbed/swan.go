@@ -287,6 +287,10 @@ type SwanClient struct {
 	// put its CA in Files as x509ca/ca.pem). EAPID empty means LocalID.
 	// EAPSecret takes precedence over PSK and Cert.
 	EAPID, EAPSecret string
+	// EAPTLS selects EAP-TLS for the client with the certificate Cert
+	// (auth = eap-tls; the EAP identity is LocalID), the gateway
+	// authenticating by certificate.
+	EAPTLS bool
 	// Cert names the client certificate under x509/ (e.g. "client.pem",
 	// as laid out by PKI.SwanFiles("client", ...)); with it the gateway
 	// is also expected to authenticate with a certificate.
@@ -341,6 +345,8 @@ func (c SwanClient) Config() SwanConfig {
 	localAuth, remoteAuth := auth, auth
 	if c.EAPSecret != "" {
 		localAuth, remoteAuth = "eap-mschapv2", "pubkey"
+	} else if c.EAPTLS {
+		localAuth, remoteAuth = "eap-tls", "pubkey"
 	}
 	line("local {")
 	line("auth = %s", localAuth)
