@@ -138,8 +138,10 @@ func (st *initState) eapMethod(gw auth.Identity) (eap.Method, error) {
 				return err
 			},
 			// TLS 1.2, the version of RFC 5216: strongSwan 5.9.8 with
-			// TLS 1.3 enabled sends a handshake message crypto/tls
-			// rejects as malformed (decode error), while both speak 1.2.
+			// TLS 1.3 enabled sends a CertificateRequest with an empty
+			// certificate_authorities extension, which RFC 8446 §4.2.4
+			// forbids and crypto/tls rejects (decode error); both speak
+			// 1.2.
 			MaxVersion: tls.VersionTLS12,
 			Rand:       st.rand,
 			Time:       cfg.now,

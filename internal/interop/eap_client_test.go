@@ -122,8 +122,9 @@ func TestInteropEAPMSCHAPv2(t *testing.T) {
 // TestInteropEAPTLS: our client authenticates to strongSwan with EAP-TLS
 // (its certificate client.example from the gateway's CA) in TLS 1.2, with
 // strongSwan's default libtls settings and with TLS 1.3 enabled there
-// (strongSwan 5.9.8's TLS 1.3 handshake is one crypto/tls rejects, so the
-// client stays at 1.2, which both accept); ping flows.
+// (strongSwan 5.9.8's TLS 1.3 CertificateRequest carries an empty
+// certificate_authorities extension, invalid per RFC 8446 and rejected by
+// crypto/tls, so the client stays at 1.2, which both accept); ping flows.
 func TestInteropEAPTLS(t *testing.T) {
 	requireEnv(t)
 	testbed.RequireSwanPlugin(t, "eap-tls", "libcharon-extra-plugins")
