@@ -144,7 +144,8 @@ type Config struct {
 // the top-level psks) and takes no cert, key or ca. Method "pubkey" needs
 // cert, key and ca (ca is optional with eap); psk and psks are optional
 // and then also let PSK clients in (a PSK answers a PSK); eap also lets
-// EAP-MSCHAPv2 clients in, to whom the gateway authenticates with cert.
+// EAP-MSCHAPv2 (and with eap.tls EAP-TLS) clients in, to whom the gateway
+// authenticates with cert.
 type AuthConfig struct {
 	// Method is "psk" or "pubkey".
 	Method string `json:"method"`
@@ -157,10 +158,12 @@ type AuthConfig struct {
 	// Key is inline PEM or a PEM file: Cert's unencrypted private key.
 	Key string `json:"key,omitempty"`
 	// CA is inline PEM or a PEM file: the CAs that sign client certificates.
-	// Optional with eap (then only EAP and PSK clients get in).
+	// Optional with eap unless eap.tls (then only EAP and PSK clients get
+	// in).
 	CA string `json:"ca,omitempty"`
-	// EAP lets clients authenticate with EAP-MSCHAPv2 (method "pubkey"
-	// only: towards EAP clients the gateway proves itself with cert).
+	// EAP lets clients authenticate with EAP-MSCHAPv2 or EAP-TLS (method
+	// "pubkey" only: towards EAP clients the gateway proves itself with
+	// cert).
 	EAP *EAPConfig `json:"eap,omitempty"`
 }
 
