@@ -152,9 +152,10 @@ func TestInteropEAPTLS(t *testing.T) {
 }
 
 // TestInteropEAPWrongPassword: strongSwan refuses a wrong MSCHAPv2
-// password; the client reports connect_failed with reason "authentication
-// failed" and exits in under 5 s, without trying the second gateway of
-// its list or retrying.
+// password (after its own 2 s delay, with an MSCHAPv2 failure that allows
+// a retry, which the client declines); the client reports connect_failed
+// with reason "authentication failed" and exits in under 5 s, without
+// trying the second gateway of its list or retrying.
 func TestInteropEAPWrongPassword(t *testing.T) {
 	requireEnv(t)
 	testbed.RequireSwanPlugin(t, "eap-mschapv2", "libcharon-extauth-plugins")
