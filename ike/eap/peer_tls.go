@@ -158,8 +158,11 @@ func (p *TLSPeer) Process(d []byte) ([]byte, error) {
 	if flags&tlsFlagMore != 0 {
 		return []byte{0}, nil // acknowledge, wait for more
 	}
-	msg := p.in
+	msg, want := p.in, p.inLen
 	p.in, p.inLen = nil, 0
+	if want != 0 && len(msg) != want {
+		return nil, fmt.Errorf("eap: EAP-TLS message of %d octets, its length field said %d", len(msg), want)
+	}
 	if len(msg) == 0 {
 		if p.hsOK {
 			return nil, errors.New("eap: EAP-TLS request after the handshake")

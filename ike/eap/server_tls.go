@@ -67,8 +67,12 @@ func (s *Server) onTLS(d []byte) ([]byte, Status, error) {
 		if len(d) < 4 {
 			return s.fail("EAP-TLS length flag without a length")
 		}
-		if n := int(binary.BigEndian.Uint32(d)); n > maxTLSMessage || n < len(d)-4 {
+		n := int(binary.BigEndian.Uint32(d))
+		if n > maxTLSMessage || n < len(d)-4 {
 			return s.fail(fmt.Sprintf("EAP-TLS message length %d", n))
+		}
+		if t.in == nil {
+			t.inLen = n
 		}
 		d = d[4:]
 	}
@@ -89,8 +93,11 @@ func (s *Server) onTLS(d []byte) ([]byte, Status, error) {
 	if flags&tlsFlagMore != 0 {
 		return next([]byte{0})
 	}
-	msg := t.in
-	t.in = nil
+	msg, want := t.in, t.inLen
+	t.in, t.inLen = nil, 0
+	if want != 0 && len(msg) != want {
+		return s.fail(fmt.Sprintf("EAP-TLS message of %d octets, its length field said %d", len(msg), want))
+	}
 	if len(msg) == 0 {
 		if !t.hsOK {
 			return s.fail("empty EAP-TLS response before the handshake finished")
