@@ -245,6 +245,10 @@ func (s *tlsServer) handle(resp []byte) ([]byte, Status, error) {
 		s.id++
 		return []byte{CodeSuccess, s.id, 0, 4}, Succeeded, nil
 	}
+	select {
+	case <-s.conn.starved: // stale
+	default:
+	}
 	s.conn.feed(msg)
 	select {
 	case <-s.conn.starved:

@@ -228,7 +228,7 @@ func (p *tlsEndpoint) step(msg []byte) error {
 	if p.serverRandom == nil && !p.server {
 		p.serverRandom = serverHelloRandom(msg)
 	}
-	p.conn.feed(msg)
+	p.feed(msg)
 	select {
 	case <-p.conn.starved:
 	case err := <-p.hsErr:
@@ -268,8 +268,23 @@ func (p *tlsEndpoint) step(msg []byte) error {
 	return nil
 }
 
-func (p *tlsEndpoint) feedAfterHandshake(msg []byte) ([]byte, error) {
+// feed hands msg to the TLS stack, which is waiting for input. A
+// starvation signal still pending is stale (the reader may signal again
+// when woken without data), so it is dropped first: the next one means
+// the stack has consumed msg and wants more.
+func (p *tlsEndpoint) feed(msg []byte) {
+	if len(msg) == 0 {
+		return // start: the stack writes its ClientHello unasked
+	}
+	select {
+	case <-p.conn.starved:
+	default:
+	}
 	p.conn.feed(msg)
+}
+
+func (p *tlsEndpoint) feedAfterHandshake(msg []byte) ([]byte, error) {
+	p.feed(msg)
 	select {
 	case <-p.conn.starved:
 	case <-time.After(tlsStepTimeout):
