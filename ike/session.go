@@ -308,7 +308,7 @@ func newSession(st *initState) *Session {
 		Suite:       st.suite,
 		Established: now,
 		cur: &ikeState{spii: st.spii, spir: st.spir, initiator: true, keys: st.keys, suite: st.suite,
-			nextID: 2, peerNext: 0},
+			nextID: st.inter.authMID() + 1, peerNext: 0},
 		reqs:     make(chan *request),
 		cmds:     make(chan func()),
 		nudges:   make(chan struct{}, 1),
@@ -724,6 +724,8 @@ func (s *Session) handleRequest(st *ikeState, h wire.Header, ps []wire.Payload) 
 			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 		}
 		return s.createChildRequest(ps)
+	case wire.ExchangeIKEFollowupKE:
+		return s.followupRequest(st, ps)
 	default:
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
 	}
