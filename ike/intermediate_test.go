@@ -135,8 +135,8 @@ func TestHybridIKERekey(t *testing.T) {
 			}
 			s := <-g.r.Sessions()
 			t.Cleanup(func() { s.Abandon(ErrClosed) })
-			c.Start(cl.hooks(), Timers{})
 			oldSKd := bytes.Clone(c.cur.keys.keys.SKd)
+			c.Start(cl.hooks(), Timers{})
 			if clientStarts {
 				c.RekeyIKE()
 			} else {
