@@ -171,6 +171,11 @@ func (st *initState) intermediateOne(ctx context.Context, group uint16) error {
 // dropped. An IKE_AUTH request before every negotiated additional key
 // exchange ran is dropped too: its keys could not be ours.
 func (r *Responder) intermediateRequest(ho *halfOpen, d Datagram, h wire.Header) bool {
+	if ho.resumed != nil {
+		// IKE_SESSION_RESUME negotiates nothing: the ticket's suite may
+		// name additional key exchanges, whose result is in its SK_d.
+		return false
+	}
 	kes := ho.suite.addKEs()
 	if h.Exchange == wire.ExchangeIKEAuth {
 		return ho.inter.done < len(kes)
