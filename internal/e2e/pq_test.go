@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qcdvpn/qcdvpn/gateway"
+	ikecrypto "github.com/qcdvpn/qcdvpn/ike/crypto"
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
 
@@ -178,5 +180,46 @@ func TestHybridEndToEnd(t *testing.T) {
 	}
 	if tr.waitAnsweredAfter(ev.Time, 5*time.Second).IsZero() {
 		t.Fatal("no traffic through B after resumption")
+	}
+}
+
+// BenchmarkConnectHybrid measures a full connect (IKE_SA_INIT, any
+// IKE_INTERMEDIATE, IKE_AUTH with the first Child SA) against an
+// in-process gateway with its default proposals, classical and with
+// ML-KEM-768, and the IKE bytes both ways on the wire (UDP payloads, as
+// the relay in between sees them).
+func BenchmarkConnectHybrid(b *testing.B) {
+	g := startGateway(b, func() *gateway.Config {
+		c := gatewayConfig(loopbackAddr(b), b.TempDir(), gwOpts{})
+		c.IKEProposals = nil
+		return c
+	}())
+	relay := newIKERelay(b, g.addr)
+	for _, tc := range []struct{ name, proposal string }{
+		{"x25519", "aes256gcm16-prfsha256-x25519"},
+		{"x25519+mlkem768", "aes256gcm16-prfsha256-x25519-ke1_mlkem768"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := newInitiator(b, relay.addr())
+			p, err := ikecrypto.ParseProposal(tc.proposal, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in.cfg.IKEProposals = []ikecrypto.Proposal{p}
+			in.full(b) // warm up
+			relay.mu.Lock()
+			before := relay.ikeBytes
+			relay.mu.Unlock()
+			b.ResetTimer()
+			for range b.N {
+				in.full(b)
+			}
+			b.StopTimer()
+			relay.mu.Lock()
+			bytes := relay.ikeBytes - before
+			relay.mu.Unlock()
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/connect")
+			b.ReportMetric(float64(bytes)/float64(b.N), "ike_bytes/connect")
+		})
 	}
 }
