@@ -18,8 +18,8 @@ import (
 //
 //	SKEYSEED = prf(SK_d (old), g^ir (new) | SK(1) | ... | SK(n) | Ni | Nr)
 
-// followup is one end's state of an IKE SA rekey whose additional key
-// exchanges are still running.
+// followup is one end's state of an IKE SA or Child SA rekey whose
+// additional key exchanges are still running.
 type followup struct {
 	prev       *ikeState
 	suite      Suite
@@ -29,6 +29,9 @@ type followup struct {
 	link       []byte         // the responder's ADDITIONAL_KEY_EXCHANGE data
 	req        []wire.Payload // the CREATE_CHILD_SA request (responder: its notifies)
 	started    time.Time      // responder: when the rekey began
+	// child is the new Child SA of a Child SA rekey (keys still to be
+	// derived), old the one it replaces; nil for an IKE SA rekey.
+	child, old *ChildSA
 }
 
 // pendingKE is the additional key exchange that runs next.
@@ -69,13 +72,46 @@ func (s *Session) queueFollowup(f *followup) error {
 	}
 	s.queue = append(s.queue, &request{exch: wire.ExchangeIKEFollowupKE, st: f.prev, payloads: ps,
 		onResponse: func(resp []wire.Payload) {
-			if err := s.followupResponse(f, ke, resp); err != nil {
+			err := s.followupResponse(f, ke, resp)
+			switch {
+			case err == nil:
+			case f.child != nil:
+				s.rekeys.child = false
+				s.rekeys.childFails++
+				s.log.Info("child SA rekey failed in IKE_FOLLOWUP_KE, retrying", "err", err)
+				s.chRekey = time.Now().Add(s.rekeyRetry())
+			default:
 				s.rekeys.ike = false
 				s.log.Info("IKE SA rekey failed in IKE_FOLLOWUP_KE, retrying", "err", err)
 				s.ikeRekey = time.Now().Add(s.rekeyRetry())
 			}
 		}})
 	return nil
+}
+
+// startChildFollowup continues our Child SA rekey after the
+// CREATE_CHILD_SA response chose additional key exchanges; c gets its
+// keys once they all ran: KEYMAT = prf+(SK_d, g^ir (new) | SK(1) | ... |
+// Ni | Nr) (RFC 9370 §2.2.4).
+func (s *Session) startChildFollowup(old, c *ChildSA, gir, ni, nr []byte, resp []wire.Payload) error {
+	n := wire.FindNotify(resp, wire.NotifyAdditionalKeyExchange)
+	if n == nil || len(n.Data) == 0 {
+		return errors.New("child SA rekey: gateway chose additional key exchanges but sent no ADDITIONAL_KEY_EXCHANGE")
+	}
+	f := &followup{prev: s.cur, suite: c.Suite, secrets: [][]byte{gir}, ni: ni, nr: nr, link: bytes.Clone(n.Data), child: c, old: old}
+	// Busy until the last IKE_FOLLOWUP_KE: the gateway's own rekeys of
+	// either SA get TEMPORARY_FAILURE meanwhile.
+	s.rekeys.child = true
+	return s.queueFollowup(f)
+}
+
+// answerChildFollowup keeps the peer's Child SA rekey waiting for its
+// IKE_FOLLOWUP_KE exchanges and adds the link to resp.
+func (s *Session) answerChildFollowup(f *followup, resp []wire.Payload) []wire.Payload {
+	f.link, _ = randomBytes(s.rand, 8)
+	f.started = time.Now()
+	s.rekeys.followup = f
+	return append(resp, &wire.Notify{NotifyType: wire.NotifyAdditionalKeyExchange, Data: f.link})
 }
 
 func (s *Session) followupResponse(f *followup, ke ikecrypto.KeyExchange, resp []wire.Payload) error {
@@ -102,6 +138,19 @@ func (s *Session) followupResponse(f *followup, ke ikecrypto.KeyExchange, resp [
 		}
 		f.link = bytes.Clone(n.Data)
 		return s.queueFollowup(f)
+	}
+	if f.child != nil {
+		if err := f.child.deriveKeys(f.prev.keys.prf, f.prev.keys.keys.SKd, bytes.Join(f.secrets, nil), f.ni, f.nr, true); err != nil {
+			return err
+		}
+		s.rekeys.child, s.rekeys.childFails = false, 0
+		if s.child != f.old {
+			return errors.New("child SA changed during its rekey")
+		}
+		s.log.Debug("child SA rekeyed with additional key exchanges", "key_exchanges", fmt.Sprint(f.suite.KeyExchanges()))
+		s.installChild(f.old, f.child, true)
+		s.deleteChild(f.old)
+		return nil
 	}
 	next, err := f.nextState(s, true)
 	if err != nil {
@@ -152,6 +201,16 @@ func (s *Session) followupRequest(st *ikeState, ps []wire.Payload) ([]wire.Paylo
 		return append(resp, &wire.Notify{NotifyType: wire.NotifyAdditionalKeyExchange, Data: f.link}), nil
 	}
 	s.rekeys.followup = nil
+	if f.child != nil {
+		if f.old != s.child {
+			return []wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: spiBytes(f.old.SPIOut), NotifyType: wire.NotifyChildSANotFound}}, nil
+		}
+		if err := f.child.deriveKeys(f.prev.keys.prf, f.prev.keys.keys.SKd, bytes.Join(f.secrets, nil), f.ni, f.nr, false); err != nil {
+			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
+		}
+		c, old := f.child, f.old
+		return resp, func() { s.installChild(old, c, false) }
+	}
 	next, err := f.nextState(s, false)
 	if err != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil

@@ -175,3 +175,58 @@ func TestHybridIKERekey(t *testing.T) {
 		})
 	}
 }
+
+// TestHybridChildRekey rekeys a Child SA whose ESP proposal has PFS with
+// x25519 and ML-KEM-768 (CREATE_CHILD_SA, then IKE_FOLLOWUP_KE), started
+// by either end, and checks that both ends have the same new keys.
+func TestHybridChildRekey(t *testing.T) {
+	leakCheck(t)
+	for _, clientStarts := range []bool{true, false} {
+		name := "gateway starts"
+		if clientStarts {
+			name = "client starts"
+		}
+		t.Run(name, func(t *testing.T) {
+			cl, sl := &rekeyLog{}, &rekeyLog{}
+			esp := "aes256gcm16-x25519-ke1_mlkem768"
+			g := startGateway(t, func(rc *ResponderConfig) {
+				rc.ESPProposals = gwProposals(t, true, esp)
+				rc.Hooks = func(*Session) Hooks { return sl.hooks() }
+			})
+			proxy := newLossyProxy(t, g.addr, func(bool, wire.Header) bool { return false })
+			c, err := gwDial(t, proxy.addr(), gwClientConfig(t, "aes256gcm16-prfsha256-x25519", esp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := <-g.r.Sessions()
+			t.Cleanup(func() { s.Abandon(ErrClosed) })
+			c.Start(cl.hooks(), Timers{})
+			if clientStarts {
+				c.RekeyChild()
+			} else {
+				s.RekeyChild()
+			}
+			gwWaitFor(t, "a Child SA rekey on both ends", func() bool {
+				cc, _ := cl.snapshot()
+				sc, _ := sl.snapshot()
+				return len(twins(cc, sc)) == 1
+			})
+			cc, _ := cl.snapshot()
+			sc, _ := sl.snapshot()
+			p := twins(cc, sc)[0]
+			checkChildMirror(t, p[0], p[1])
+			if got := p[0].Suite.KeyExchanges(); !slices.Equal(got, []string{"CURVE_25519", "ML_KEM_768"}) {
+				t.Errorf("rekeyed Child SA key exchanges %v", got)
+			}
+			proxy.mu.Lock()
+			followups := proxy.seen[wire.ExchangeIKEFollowupKE]
+			proxy.mu.Unlock()
+			if clientStarts && followups != 1 {
+				t.Errorf("client sent %d IKE_FOLLOWUP_KE requests, want 1", followups)
+			}
+			if c.Err() != nil || s.Err() != nil {
+				t.Errorf("sessions: client %v, gateway %v", c.Err(), s.Err())
+			}
+		})
+	}
+}

@@ -161,6 +161,9 @@ func checkChosen(sa *wire.SA, offered []wire.Proposal, protocol uint8) (Suite, [
 	if !ikecrypto.IsAEAD(s.Encr) && s.Integ == ikecrypto.IntegNone {
 		return Suite{}, nil, fmt.Errorf("ike: responder chose no integrity algorithm for a non-AEAD cipher")
 	}
+	if s.HasAddKE() && s.DH == 0 {
+		return Suite{}, nil, fmt.Errorf("ike: responder chose additional key exchanges without a key exchange")
+	}
 	if err := checkAddKEChosen(off, seen, s.DH != 0); err != nil {
 		return Suite{}, nil, err
 	}

@@ -245,6 +245,12 @@ func (s *Session) childRekeyed(old *ChildSA, ps []wire.Payload, offered []wire.P
 			}
 		}
 	}
+	if suite.HasAddKE() {
+		if peer != nil {
+			return errors.New("simultaneous Child SA rekey with additional key exchanges: the gateway's stands")
+		}
+		return s.startChildFollowup(old, c, gir, ni, nonce.Data, ps)
+	}
 	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, ni, nonce.Data, true); err != nil {
 		return err
 	}
@@ -400,6 +406,9 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	if err != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 	}
+	if suite.HasAddKE() && colliding {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+	}
 	resp := []wire.Payload{&wire.SA{Proposals: []wire.Proposal{chosen}}, &wire.Nonce{Data: nr}}
 	var gir []byte
 	if suite.DH != 0 {
@@ -418,6 +427,10 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	}
 	// The gateway is the initiator of this exchange: its TSi is our TSr.
 	c := &ChildSA{Suite: suite, SPIIn: spi, SPIOut: binary.BigEndian.Uint32(peerSPI), TSi: old.TSi, TSr: old.TSr, Encap: old.Encap}
+	if suite.HasAddKE() {
+		f := &followup{prev: s.cur, suite: suite, secrets: [][]byte{gir}, ni: nonce.Data, nr: nr, child: c, old: old}
+		return s.answerChildFollowup(f, append(resp, &wire.TS{Selectors: old.TSr}, &wire.TS{Responder: true, Selectors: old.TSi})), nil
+	}
 	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, nonce.Data, nr, false); err != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
 	}
