@@ -415,5 +415,6 @@ func (r *Responder) newSession(ho *halfOpen, peer auth.Identity, remote netip.Ad
 		lastIn:      now,
 		lastSeen:    now,
 		spis:        [2]uint64{ho.spii, ho.spir},
+		fragment:    ho.peerFragment,
 	}
 }

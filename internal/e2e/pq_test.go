@@ -33,7 +33,8 @@ type ikeRelay struct {
 	gw          netip.AddrPort
 	mu          sync.Mutex
 	client      netip.AddrPort
-	requests    map[uint8]int
+	requests    map[uint8]int // messages (fragment 1 or unfragmented)
+	fragments   map[uint8]int // SKF datagrams of requests
 	ikeBytes    int
 }
 
@@ -47,7 +48,7 @@ func newIKERelay(t testing.TB, gw netip.AddrPort) *ikeRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &ikeRelay{front: front, back: back, gw: gw, requests: map[uint8]int{}}
+	r := &ikeRelay{front: front, back: back, gw: gw, requests: map[uint8]int{}, fragments: map[uint8]int{}}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go r.pump(&wg, front, false)
@@ -80,7 +81,14 @@ func (r *ikeRelay) pump(wg *sync.WaitGroup, in *net.UDPConn, toClient bool) {
 		if len(ike) >= ikeHeaderLen && ike[17] == ikeVersion2 {
 			r.ikeBytes += n
 			if ike[19]&ikeFlagResponse == 0 {
-				r.requests[ike[18]]++
+				// RFC 7383 §2.5: SKF (53) carries Fragment Number first.
+				skf := ike[16] == 53 && len(ike) >= ikeHeaderLen+6
+				if skf {
+					r.fragments[ike[18]]++
+				}
+				if !skf || binary.BigEndian.Uint16(ike[ikeHeaderLen+4:]) == 1 {
+					r.requests[ike[18]]++
+				}
 			}
 		}
 		to := r.client
@@ -93,10 +101,10 @@ func (r *ikeRelay) pump(wg *sync.WaitGroup, in *net.UDPConn, toClient bool) {
 	}
 }
 
-func (r *ikeRelay) count(exch uint8) int {
+func (r *ikeRelay) count(exch uint8) (messages, fragments int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.requests[exch]
+	return r.requests[exch], r.fragments[exch]
 }
 
 func joinKE(ks []string) string {
@@ -136,8 +144,9 @@ func TestHybridEndToEnd(t *testing.T) {
 	if !ok || joinKE(ge.KeyExchanges) != wantHybrid {
 		t.Fatalf("gateway client_connected key_exchanges = %v (seen %v), want [%s]", ge.KeyExchanges, ok, wantHybrid)
 	}
-	if n, m := relay.count(exchIKESAInit), relay.count(exchIntermediate); n != 1 || m < 2 {
-		t.Errorf("requests on the wire: %d IKE_SA_INIT (want 1), %d IKE_INTERMEDIATE datagrams (want the fragments of one)", n, m)
+	inits, _ := relay.count(exchIKESAInit)
+	if m, f := relay.count(exchIntermediate); inits != 1 || m != 1 || f < 2 {
+		t.Errorf("requests on the wire: %d IKE_SA_INIT (want 1), %d IKE_INTERMEDIATE in %d fragments (want 1 in fragments)", inits, m, f)
 	}
 	tr := startEcho(t, c.c, 50)
 	if tr.waitAnsweredAfter(time.Now(), 5*time.Second).IsZero() {
@@ -154,8 +163,8 @@ func TestHybridEndToEnd(t *testing.T) {
 	if now, _ := c.spis(); now == spii {
 		t.Fatal("IKE SPIs unchanged after the rekey")
 	}
-	if n := relay.count(exchFollowupKE); n != 1 {
-		t.Errorf("%d IKE_FOLLOWUP_KE requests on the wire, want 1", n)
+	if m, f := relay.count(exchFollowupKE); m != 1 || f < 2 {
+		t.Errorf("%d IKE_FOLLOWUP_KE requests in %d fragments on the wire, want 1 in fragments", m, f)
 	}
 	if tr.waitAnsweredAfter(time.Now(), 5*time.Second).IsZero() {
 		t.Fatal("no traffic after the IKE SA rekey")
