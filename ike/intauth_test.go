@@ -75,3 +75,37 @@ func TestIntAuthKAT(t *testing.T) {
 		t.Error("IntAuth without IKE_INTERMEDIATE is not empty")
 	}
 }
+
+// TestAddKEWireEncoding checks the SA payload of a hybrid proposal
+// against octets typed from RFC 7296 §3.3 and RFC 9370 §2.2.1: ADDKE1 is
+// transform type 6, ML-KEM-768 ID 36, NONE ID 0.
+func TestAddKEWireEncoding(t *testing.T) {
+	p, err := ikecrypto.ParseProposal("aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := wire.AppendPayloads(nil, []wire.Payload{&wire.SA{Proposals: wireProposals([]ikecrypto.Proposal{p}, wire.ProtoIKE, nil)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{
+		0, 0, 0, 0x38, // SA payload: last, 56 bytes
+		0, 0, 0, 0x34, 1, 1, 0, 5, // proposal 1, IKE, no SPI, 5 transforms
+		3, 0, 0, 0x0c, 1, 0, 0, 20, 0x80, 0x0e, 0x01, 0x00, // ENCR AES-GCM-16, key length 256
+		3, 0, 0, 8, 2, 0, 0, 5, // PRF HMAC-SHA2-256
+		3, 0, 0, 8, 4, 0, 0, 31, // KE Curve25519
+		3, 0, 0, 8, 6, 0, 0, 36, // ADDKE1 ML-KEM-768
+		0, 0, 0, 8, 6, 0, 0, 0, // ADDKE1 NONE, last transform
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("SA payload\n got %x\nwant %x", got, want)
+	}
+	back, err := wire.ParsePayloads(wire.PayloadSA, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite, _, err := checkChosen(back[0].(*wire.SA), wireProposals([]ikecrypto.Proposal{p}, wire.ProtoIKE, nil), wire.ProtoIKE)
+	if err == nil {
+		t.Fatalf("two ADDKE1 transforms accepted as a choice: %v", suite)
+	}
+}
