@@ -2,6 +2,7 @@ package ike
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -236,5 +237,60 @@ func TestHybridChildRekey(t *testing.T) {
 				t.Errorf("sessions: client %v, gateway %v", c.Err(), s.Err())
 			}
 		})
+	}
+}
+
+// TestHybridResume: the ticket of a hybrid SA holds the SK_d derived
+// after the ML-KEM exchange (RFC 9370 keys, not those of IKE_SA_INIT) and
+// its suite, and resuming with it works on both ends.
+func TestHybridResume(t *testing.T) {
+	leakCheck(t)
+	tickets := newMapTickets()
+	prop := "aes256gcm16-prfsha256-x25519-ke1_mlkem768"
+	g := startGateway(t, func(c *ResponderConfig) {
+		c.IKEProposals = gwProposals(t, false, prop)
+		c.Tickets = tickets
+		c.AuthResponseNotifies = func(s *Session) []*wire.Notify {
+			raw, err := s.ResumeState().MarshalBinary()
+			if err != nil {
+				t.Errorf("marshal: %v", err)
+				return nil
+			}
+			return []*wire.Notify{{NotifyType: wire.NotifyTicketLTOpaque, Data: append([]byte{0, 0, 0x0e, 0x10}, tickets.issue(raw)...)}}
+		}
+	})
+	cfg := gwClientConfig(t, prop, "aes256gcm16")
+	cfg.RequestTicket = true
+	var sawKeys []byte
+	c1, s1 := gwConnect(t, g, cfg)
+	if !c1.Suite.HasAddKE() {
+		t.Fatalf("no hybrid SA: %v", c1.Suite)
+	}
+	n := wire.FindNotify(notifiesAsPayloads(c1.AuthNotifies), wire.NotifyTicketLTOpaque)
+	if n == nil || len(n.Data) <= 4 {
+		t.Fatal("no ticket")
+	}
+	rs := c1.ResumeState()
+	sawKeys = c1.cur.keys.keys.SKd
+	if !bytes.Equal(rs.SKd, sawKeys) || !bytes.Equal(s1.ResumeState().SKd, sawKeys) || rs.Suite != c1.Suite {
+		t.Fatal("the ticket's state is not the final SK_d and suite of the hybrid SA")
+	}
+	raw, _ := rs.MarshalBinary()
+	if raw[0] != resumeStateVersionKE {
+		t.Errorf("resume state version %d, want %d (with additional key exchanges)", raw[0], resumeStateVersionKE)
+	}
+	c1.Abandon(ErrClosed)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c2, err := Resume(ctx, cfg, listen(t), g.addr, rs, n.Data[4:])
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	defer c2.Abandon(ErrClosed)
+	s2 := <-g.r.Sessions()
+	defer s2.Abandon(ErrClosed)
+	checkSessionMirror(t, c2, s2)
+	if !slices.Equal(c2.Suite.KeyExchanges(), []string{"CURVE_25519", "ML_KEM_768"}) {
+		t.Errorf("resumed SA reports %v", c2.Suite.KeyExchanges())
 	}
 }
