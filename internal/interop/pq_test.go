@@ -96,3 +96,28 @@ func TestQcdvpnHybridCLI(t *testing.T) {
 		t.Fatalf("qcdvpn up exit: %v", err)
 	}
 }
+
+// TestSwanClientToHybridGateway: `qcdvpn gateway` with its default
+// proposals (x25519 + ML-KEM-768 first) serves strongSwan 5.9, which
+// offers plain x25519, with plain x25519.
+func TestSwanClientToHybridGateway(t *testing.T) {
+	requireEnv(t)
+	const prop, esp = "aes256gcm16-prfsha256-x25519", "aes256gcm16"
+	pair := testbed.NewPair(t)
+	g := startQcdGateway(t, pair, qcdGatewayOpts{auth: "psk", espProposals: []string{esp}})
+	sc := swanClientFor(t, g, prop, esp)
+	swan := testbed.StartStrongSwan(t, pair.Client, sc.Config())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sa, err := swan.Up(ctx, sc)
+	if err != nil {
+		t.Fatalf("strongSwan client: %v", err)
+	}
+	if sa.DHGroup != "CURVE_25519" {
+		t.Errorf("strongSwan's SA uses %s, want CURVE_25519", sa.DHGroup)
+	}
+	ev := g.waitEvent("client_connected", 5*time.Second)
+	if ke := fmt.Sprint(ev["key_exchanges"]); ke != "[CURVE_25519]" {
+		t.Errorf("gateway client_connected.key_exchanges = %s, want [CURVE_25519]", ke)
+	}
+}
