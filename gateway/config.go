@@ -81,9 +81,10 @@ const (
 	maxCookies    = 1 << 20
 )
 
-// DefaultIKEProposals are used when ike_proposals is empty.
+// DefaultIKEProposals are used when ike_proposals is empty: x25519 with
+// ML-KEM-768 (RFC 9370) first, classical groups for clients without it.
 func DefaultIKEProposals() []string {
-	return []string{"aes256gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"}
+	return []string{"aes256gcm16-prfsha256-x25519-ke1_mlkem768", "aes256gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"}
 }
 
 // DefaultESPProposals are used when esp_proposals is empty.

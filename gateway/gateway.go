@@ -48,6 +48,9 @@ type Event struct {
 	Tokens    int    // qcd_sent: how many tokens
 	Reason    string
 	Listen    []string // listening
+	// KeyExchanges of the client's IKE SA (client_connected), e.g.
+	// [CURVE_25519 ML_KEM_768] for the post-quantum hybrid.
+	KeyExchanges []string
 }
 
 // MarshalJSON writes one line: time (RFC 3339, ns), type, context fields.
@@ -67,6 +70,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	put("reason", e.Reason)
 	if e.Type == "client_connected" {
 		m["resumed"] = e.Resumed
+	}
+	if len(e.KeyExchanges) > 0 {
+		m["key_exchanges"] = e.KeyExchanges
 	}
 	if e.Tokens > 0 {
 		m["tokens"] = e.Tokens
@@ -436,7 +442,7 @@ func (g *Gateway) collect(r *ike.Responder) {
 		g.mu.Lock()
 		g.sessions[s] = struct{}{}
 		g.mu.Unlock()
-		ev := Event{Type: "client_connected", Peer: s.PeerID.String(), Remote: s.Remote().String(),
+		ev := Event{Type: "client_connected", Peer: s.PeerID.String(), Remote: s.Remote().String(), KeyExchanges: s.Suite.KeyExchanges(),
 			SPIi: fmt.Sprintf("%016x", s.SPIi), SPIr: fmt.Sprintf("%016x", s.SPIr), Resumed: s.Resumed()}
 		if s.Imported() {
 			ev.Kind = "imported"

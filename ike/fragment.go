@@ -385,3 +385,14 @@ func headerMismatch(want, h wire.Header) string {
 	}
 	return ""
 }
+
+// sealFor protects a message of an established session: in IKE fragments
+// when the peer supports them and it would exceed the RFC 7383 threshold
+// (an ML-KEM key in CREATE_CHILD_SA or IKE_FOLLOWUP_KE), else whole.
+func (s *Session) sealFor(st *ikeState, h wire.Header, ps []wire.Payload) ([][]byte, error) {
+	if s.fragment {
+		return st.keys.sealFragmented(h, ps, maxDatagramFor(s.remote.Addr().Is6(), s.encap), s.rand)
+	}
+	raw, err := st.keys.seal(h, ps, s.rand)
+	return [][]byte{raw}, err
+}

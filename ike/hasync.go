@@ -347,6 +347,9 @@ type SessionState struct {
 	AuthMethod uint8          `json:"auth_method"`
 	Resumed    bool           `json:"resumed,omitempty"`
 	RedirectOK bool           `json:"redirect_ok,omitempty"`
+	// Fragment: the client supports RFC 7383 fragmentation (ML-KEM
+	// values in rekeys need it).
+	Fragment bool `json:"fragment,omitempty"`
 	// HAMessageID and HAReplay: the client announced the RFC 6311
 	// capabilities and we answered.
 	HAMessageID bool      `json:"ha_message_id,omitempty"`
@@ -373,7 +376,7 @@ func (s *Session) Export() (*SessionState, error) {
 			NextID: st.nextID, PeerNext: st.peerNext, Remote: s.remote, Encap: s.encap,
 			PeerID:     auth.Identity{Type: s.PeerID.Type, Data: cp(s.PeerID.Data)},
 			VirtualIPs: append([]netip.Prefix(nil), s.VirtualIPs...),
-			AuthMethod: s.authMethod, Resumed: s.resumed, RedirectOK: s.redirectOK,
+			AuthMethod: s.authMethod, Resumed: s.resumed, RedirectOK: s.redirectOK, Fragment: s.fragment,
 			HAMessageID: s.ha.msgIDSync(), HAReplay: s.ha.replaySync(),
 			Established: s.Established,
 		}
@@ -499,6 +502,7 @@ func (r *Responder) Import(ss *SessionState) (*Session, error) {
 		authMethod:  ss.AuthMethod,
 		resumed:     ss.Resumed,
 		redirectOK:  ss.RedirectOK,
+		fragment:    ss.Fragment,
 		reqs:        make(chan *request),
 		cmds:        make(chan func()),
 		hints:       make(chan struct{}, 1),

@@ -50,6 +50,7 @@ type initState struct {
 
 	keys  *saKeys
 	suite Suite
+	inter intermediateState // RFC 9242/9370 additional key exchanges
 
 	// Child SA negotiation.
 	childSPI   uint32
@@ -105,6 +106,9 @@ func (st *initState) run(ctx context.Context) (*Session, error) {
 		return nil, err
 	}
 	log.Debug("IKE_SA_INIT done", "suite", st.suite.String(), "nat_local", st.natLocal, "nat_remote", st.natRemote, "took", time.Since(start))
+	if err := st.intermediate(ctx); err != nil {
+		return nil, err
+	}
 	return st.authExchange(ctx)
 }
 
@@ -176,6 +180,9 @@ func (st *initState) saInitRequest() ([]byte, error) {
 		&wire.Notify{NotifyType: wire.NotifyIKEv2FragmentationSupported},
 	)
 	ps = append(ps, st.redirectNotifies()...)
+	if offersAddKE(st.cfg.IKEProposals) {
+		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyIntermediateExchangeSupported})
+	}
 	m := wire.Message{
 		Header:   wire.Header{SPIi: st.spii, Version: 0x20, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagInitiator},
 		Payloads: ps,
@@ -326,6 +333,8 @@ func (st *initState) peerNotifies(m *wire.Message) {
 			st.peerHashes, _ = auth.ParseHashAlgorithms(n.Data)
 		case wire.NotifyIKEv2FragmentationSupported:
 			st.peerFragment = true
+		case wire.NotifyIntermediateExchangeSupported:
+			st.inter.supported = true
 		}
 	}
 }
@@ -359,7 +368,7 @@ func identityPayload(id auth.Identity, responder bool) *wire.ID {
 func (st *initState) authRequest() ([][]byte, error) {
 	cfg := st.cfg
 	idi := identityPayload(cfg.LocalID, false)
-	octets := auth.SignedOctets(st.keys.prf.Sum, st.initReq, st.nr, st.keys.keys.SKpi, idi.Body())
+	octets := append(auth.SignedOctets(st.keys.prf.Sum, st.initReq, st.nr, st.keys.keys.SKpi, idi.Body()), st.inter.intAuth()...)
 	var ap *wire.Auth
 	ps := []wire.Payload{idi}
 	switch {
@@ -426,7 +435,7 @@ func (st *initState) authRequest() ([][]byte, error) {
 		&wire.TS{Selectors: selectorsFor(cfg.TSi)},
 		&wire.TS{Responder: true, Selectors: selectorsFor(cfg.TSr)},
 	)
-	h := wire.Header{SPIi: st.spii, SPIr: st.spir, Version: 0x20, Exchange: wire.ExchangeIKEAuth, Flags: wire.FlagInitiator, MessageID: 1}
+	h := wire.Header{SPIi: st.spii, SPIr: st.spir, Version: 0x20, Exchange: wire.ExchangeIKEAuth, Flags: wire.FlagInitiator, MessageID: st.inter.authMID()}
 	if st.peerFragment {
 		// RFC 7383: certificates easily push IKE_AUTH past the path MTU,
 		// and IP fragments are often dropped on the way.
@@ -444,7 +453,8 @@ func (st *initState) authExchange(ctx context.Context) (*Session, error) {
 	}
 	var inner []wire.Payload
 	frags := newReassembler(0, 0)
-	frags.expect(true, 1)
+	mid := st.inter.authMID()
+	frags.expect(true, mid)
 	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
 		h, ps, complete, err := frags.add(d.Data, st.keys)
 		if errors.Is(err, errNotFragment) {
@@ -452,7 +462,7 @@ func (st *initState) authExchange(ctx context.Context) (*Session, error) {
 			complete = true
 		}
 		if err != nil || !complete || h.SPIi != st.spii || h.SPIr != st.spir || !h.IsResponse() ||
-			h.Exchange != wire.ExchangeIKEAuth || h.MessageID != 1 {
+			h.Exchange != wire.ExchangeIKEAuth || h.MessageID != mid {
 			return false
 		}
 		inner = ps
@@ -505,7 +515,7 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 	if len(cfg.RemoteID.Data) > 0 && !got.Equal(cfg.RemoteID) {
 		return nil, fmt.Errorf("%w: gateway says it is %s, want %s", ErrIdentityMismatch, got, cfg.RemoteID)
 	}
-	octets := auth.SignedOctets(st.keys.prf.Sum, st.initResp, st.ni, st.keys.keys.SKpr, idr.Body())
+	octets := append(auth.SignedOctets(st.keys.prf.Sum, st.initResp, st.ni, st.keys.keys.SKpr, idr.Body()), st.inter.intAuth()...)
 	switch {
 	case st.eap != nil:
 		if err := st.eap.verifyFinal(st, ap, octets); err != nil {

@@ -53,7 +53,7 @@ func (st *initState) eapRounds(ctx context.Context, ps []wire.Payload) ([]wire.P
 	if ap.Method == auth.MethodPSK {
 		return nil, fmt.Errorf("%w: gateway used a pre-shared key; with EAP it must authenticate with its certificate", ErrAuthenticationFailed)
 	}
-	octets := auth.SignedOctets(st.keys.prf.Sum, st.initResp, st.ni, st.keys.keys.SKpr, idr.Body())
+	octets := append(auth.SignedOctets(st.keys.prf.Sum, st.initResp, st.ni, st.keys.keys.SKpr, idr.Body()), st.inter.intAuth()...)
 	if err := st.verifyGatewayCert(ps, got, ap, octets); err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (st *initState) eapRounds(ctx context.Context, ps []wire.Payload) ([]wire.P
 				key = st.keys.keys.SKpi // RFC 7296 §2.16: a method without keys
 			}
 			idi := identityPayload(cfg.LocalID, false)
-			mine := auth.SignedOctets(st.keys.prf.Sum, st.initReq, st.nr, st.keys.keys.SKpi, idi.Body())
+			mine := append(auth.SignedOctets(st.keys.prf.Sum, st.initReq, st.nr, st.keys.keys.SKpi, idi.Body()), st.inter.intAuth()...)
 			log.Debug("IKE_AUTH: EAP succeeded", "method", cfg.EAP.Method.String(), "msk", len(st.eap.msk) > 0)
 			return st.authRound(ctx, []wire.Payload{&wire.Auth{Method: auth.MethodPSK, Data: auth.PSKAuth(st.keys.prf.Sum, key, mine)}})
 		}
@@ -191,8 +191,9 @@ func (st *initState) authRound(ctx context.Context, ps []wire.Payload) ([]wire.P
 	return inner, nil
 }
 
-// nextMsgID is the message ID after the last IKE_AUTH request.
-func (st *initState) nextMsgID() uint32 { return max(st.authID, 1) + 1 }
+// nextMsgID is the message ID after the last IKE_AUTH request (the first
+// comes after any IKE_INTERMEDIATE exchanges).
+func (st *initState) nextMsgID() uint32 { return max(st.authID, st.inter.authMID()) + 1 }
 
 // authFailedNotify is the error for an AUTHENTICATION_FAILED notify in ps.
 func authFailedNotify(ps []wire.Payload) error {

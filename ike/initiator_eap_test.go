@@ -136,3 +136,34 @@ func TestInitiatorEAPTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestInitiatorEAPHybrid: EAP after an IKE_INTERMEDIATE exchange. Both
+// EAP AUTHs carry the IntAuth chain (RFC 9242 §3.3.2), and the IKE_AUTH
+// rounds and the session's first request follow the intermediate's
+// message IDs.
+func TestInitiatorEAPHybrid(t *testing.T) {
+	leakCheck(t)
+	pki := newPKI(t, false)
+	const hybrid = "aes256gcm16-prfsha256-x25519-ke1_mlkem768"
+	g := startGateway(t, func(rc *ResponderConfig) {
+		rc.PSK = nil
+		rc.Signer, rc.CertChain = pki.gwKey, pki.gwChain
+		rc.EAPUsers = func(id string) (string, bool) { return "pw of alice", id == "alice" }
+		rc.IKEProposals = gwProposals(t, false, hybrid)
+	})
+	cc := eapClientConfig(t, pki, "alice", "pw of alice")
+	cc.IKEProposals = gwProposals(t, false, hybrid)
+	c, s := gwConnect(t, g, cc)
+	if got := c.Suite.KeyExchanges(); len(got) != 2 || got[1] != "ML_KEM_768" {
+		t.Fatalf("key exchanges %v, want x25519 + ML-KEM-768", got)
+	}
+	if s.PeerID.String() != "alice" {
+		t.Errorf("gateway sees %s", s.PeerID)
+	}
+	c.Start(Hooks{}, Timers{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close (Delete after intermediate + EAP): %v", err)
+	}
+}

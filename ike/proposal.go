@@ -24,6 +24,9 @@ type Suite struct {
 	PRF     uint16 // IKE only
 	DH      uint16 // IKE, or PFS group for a Child SA (0 = none)
 	ESN     bool   // Child SA only
+	// AddKE are the additional key exchanges ADDKE1..ADDKE7 of RFC 9370
+	// (0 = none), run after DH in this order.
+	AddKE [7]uint16
 }
 
 // String names the suite as strongSwan prints it, e.g.
@@ -38,6 +41,11 @@ func (s Suite) String() string {
 	}
 	if s.DH != 0 {
 		out += "/" + ikecrypto.AlgorithmName(transformKE, s.DH, 0)
+	}
+	for _, g := range s.AddKE {
+		if g != 0 {
+			out += "/" + ikecrypto.AlgorithmName(transformKE, g, 0)
+		}
 	}
 	return out
 }
@@ -138,6 +146,8 @@ func checkChosen(sa *wire.SA, offered []wire.Proposal, protocol uint8) (Suite, [
 			s.DH = t.ID
 		case transformESN:
 			s.ESN = t.ID == ikecrypto.ESNYes
+		case 6, 7, 8, 9, 10, 11, 12:
+			s.AddKE[t.Type-ikecrypto.TransformAddKE1] = t.ID
 		default:
 			return Suite{}, nil, fmt.Errorf("ike: responder chose unsupported transform type %d", t.Type)
 		}
@@ -150,6 +160,12 @@ func checkChosen(sa *wire.SA, offered []wire.Proposal, protocol uint8) (Suite, [
 	}
 	if !ikecrypto.IsAEAD(s.Encr) && s.Integ == ikecrypto.IntegNone {
 		return Suite{}, nil, fmt.Errorf("ike: responder chose no integrity algorithm for a non-AEAD cipher")
+	}
+	if s.HasAddKE() && s.DH == 0 {
+		return Suite{}, nil, fmt.Errorf("ike: responder chose additional key exchanges without a key exchange")
+	}
+	if err := checkAddKEChosen(off, seen, s.DH != 0); err != nil {
+		return Suite{}, nil, err
 	}
 	return s, got.SPI, nil
 }

@@ -28,6 +28,9 @@ type rekeyState struct {
 	// peer is the gateway's rekey of the same Child SA, answered while
 	// ours was in flight (RFC 7296 §2.8.1): the SA it made and its nonces.
 	peer *collision
+	// followup is the peer's IKE SA rekey waiting for its IKE_FOLLOWUP_KE
+	// exchanges (RFC 9370).
+	followup *followup
 }
 
 // collision is the gateway's half of a simultaneous Child SA rekey.
@@ -112,14 +115,19 @@ func selectProposal(peer []wire.Proposal, ours []ikecrypto.Proposal, protocol ui
 // about ESN.
 func coverProposal(pp wire.Proposal, op ikecrypto.Proposal, protocol uint8, spi []byte) (wire.Proposal, bool) {
 	var chosen []wire.Transform
-	for _, typ := range []uint8{transformEncr, transformPRF, transformInteg, transformKE, transformESN} {
+	for _, typ := range []uint8{transformEncr, transformPRF, transformInteg, transformKE, transformESN, 6, 7, 8, 9, 10, 11, 12} {
+		if typ >= ikecrypto.TransformAddKE1 && !addKECovered(pp, op, typ) {
+			return wire.Proposal{}, false
+		}
 		offered, picked := false, false
 		for _, t := range pp.Transforms {
 			if t.Type != typ || picked {
 				continue
 			}
 			offered = true
-			implied := typ == transformESN && t.ID == ikecrypto.ESNNo && !hasType(op, transformESN)
+			// ESN "no" and an optional additional key exchange (NONE
+			// offered) are fine when op says nothing about their type.
+			implied := (typ == transformESN && t.ID == ikecrypto.ESNNo || typ >= ikecrypto.TransformAddKE1 && t.ID == ikecrypto.GroupNone) && !hasType(op, typ)
 			for _, a := range op.Algorithms {
 				if implied || (a.Type == typ && a.ID == t.ID && uint16(a.KeyBits) == t.KeyLength) {
 					chosen = append(chosen, wire.Transform{Type: t.Type, ID: t.ID, KeyLength: t.KeyLength})
@@ -147,7 +155,7 @@ func hasType(p ikecrypto.Proposal, typ uint8) bool {
 // startChildRekey queues a CREATE_CHILD_SA that rekeys the Child SA in use.
 func (s *Session) startChildRekey() {
 	old := s.child
-	if old == nil || s.rekeys.child || s.rekeys.ike {
+	if old == nil || s.rekeys.child || s.rekeys.ike || s.followupBusy() {
 		if old != nil {
 			s.chRekey = time.Now().Add(s.rekeyRetry())
 		}
@@ -236,6 +244,12 @@ func (s *Session) childRekeyed(old *ChildSA, ps []wire.Payload, offered []wire.P
 				c.TSi = ts.Selectors
 			}
 		}
+	}
+	if suite.HasAddKE() {
+		if peer != nil {
+			return errors.New("simultaneous Child SA rekey with additional key exchanges: the gateway's stands")
+		}
+		return s.startChildFollowup(old, c, gir, ni, nonce.Data, ps)
 	}
 	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, ni, nonce.Data, true); err != nil {
 		return err
@@ -371,7 +385,7 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 		s.rekeys.child, s.rekeys.childOf, s.rekeys.childReq = false, nil, nil
 	}
 	colliding := s.rekeys.child && s.rekeys.childOf == old && s.rekeys.peer == nil
-	if s.rekeys.ike || (s.rekeys.child && !colliding) {
+	if s.rekeys.ike || (s.rekeys.child && !colliding) || s.followupBusy() {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 	}
 	spi, spiB, err := randomSPI32(s.rand)
@@ -392,6 +406,9 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	if err != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 	}
+	if suite.HasAddKE() && colliding {
+		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
+	}
 	resp := []wire.Payload{&wire.SA{Proposals: []wire.Proposal{chosen}}, &wire.Nonce{Data: nr}}
 	var gir []byte
 	if suite.DH != 0 {
@@ -410,6 +427,10 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	}
 	// The gateway is the initiator of this exchange: its TSi is our TSr.
 	c := &ChildSA{Suite: suite, SPIIn: spi, SPIOut: binary.BigEndian.Uint32(peerSPI), TSi: old.TSi, TSr: old.TSr, Encap: old.Encap}
+	if suite.HasAddKE() {
+		f := &followup{prev: s.cur, suite: suite, secrets: [][]byte{gir}, ni: nonce.Data, nr: nr, child: c, old: old}
+		return s.answerChildFollowup(f, append(resp, &wire.TS{Selectors: old.TSr}, &wire.TS{Responder: true, Selectors: old.TSi})), nil
+	}
 	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, nonce.Data, nr, false); err != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
 	}
@@ -431,7 +452,7 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 
 // startIKERekey queues a CREATE_CHILD_SA that rekeys the IKE SA (§2.18).
 func (s *Session) startIKERekey() {
-	if s.rekeys.ike || s.rekeys.child || s.old != nil {
+	if s.rekeys.ike || s.rekeys.child || s.old != nil || s.followupBusy() {
 		s.ikeRekey = time.Now().Add(s.rekeyRetry())
 		return
 	}
@@ -497,10 +518,20 @@ func (s *Session) ikeRekeyed(prev *ikeState, ps []wire.Payload, offered []wire.P
 	if err != nil {
 		return err
 	}
+	if suite.HasAddKE() {
+		return s.startFollowup(prev, suite, gir, ni, nonce.Data, spi, binary.BigEndian.Uint64(peerSPI), ps)
+	}
 	next, err := s.newIKEState(prev, suite, gir, ni, nonce.Data, spi, binary.BigEndian.Uint64(peerSPI), true)
 	if err != nil {
 		return err
 	}
+	s.completeIKERekey(prev, next, ps)
+	return nil
+}
+
+// completeIKERekey moves to the IKE SA our rekey made and deletes prev;
+// ps is the last response of the rekey.
+func (s *Session) completeIKERekey(prev, next *ikeState, ps []wire.Payload) {
 	s.switchIKE(prev, next)
 	s.reportNotifies(next, ps)
 	if s.hooks.Announce != nil {
@@ -513,12 +544,11 @@ func (s *Session) ikeRekeyed(prev *ikeState, ps []wire.Payload, offered []wire.P
 		payloads:   []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}},
 		rt:         Retransmit{Timeout: s.cfg.Retransmit.Timeout, Base: 2, Tries: 3},
 		onResponse: func([]wire.Payload) { s.dropOld(prev) }})
-	return nil
 }
 
 // ikeRekeyRequest answers the gateway's IKE SA rekey.
 func (s *Session) ikeRekeyRequest(sa *wire.SA, nonce *wire.Nonce, peerKE *wire.KE, req []wire.Payload) ([]wire.Payload, func()) {
-	if s.rekeys.ike || s.rekeys.child || s.old != nil {
+	if s.rekeys.ike || s.rekeys.child || s.old != nil || s.followupBusy() {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 	}
 	spi := randomSPI(s.rand)
@@ -553,6 +583,11 @@ func (s *Session) ikeRekeyRequest(sa *wire.SA, nonce *wire.Nonce, peerKE *wire.K
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 	}
 	prev := s.cur
+	if suite.HasAddKE() {
+		f := &followup{prev: prev, suite: suite, secrets: [][]byte{gir}, ni: nonce.Data, nr: nr,
+			spii: binary.BigEndian.Uint64(peerSPI), spir: spi, req: req}
+		return s.answerFollowupRekey(chosen, f, ke.PublicKey()), nil
+	}
 	// The gateway started the rekey, so it is the new SA's initiator.
 	next, err := s.newIKEState(prev, suite, gir, nonce.Data, nr, binary.BigEndian.Uint64(peerSPI), spi, false)
 	if err != nil {

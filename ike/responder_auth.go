@@ -36,7 +36,11 @@ func (r *Responder) authRequest(ho *halfOpen, d Datagram, h wire.Header) {
 		}
 		return
 	}
-	// Message 1, or the next one of an EAP exchange (RFC 7296 §2.16).
+	if r.intermediateRequest(ho, d, h) {
+		return
+	}
+	// Message 1 (after any IKE_INTERMEDIATE), or the next one of an EAP
+	// exchange (RFC 7296 §2.16).
 	want := ho.authID + 1
 	if h.Exchange != wire.ExchangeIKEAuth || h.MessageID != want || h.IsResponse() || !h.IsInitiator() {
 		return
@@ -215,7 +219,7 @@ func (r *Responder) finish(ho *halfOpen, d Datagram, ps []wire.Payload, peer aut
 // authenticateFull verifies a PSK or certificate AUTH and returns our
 // IDr, CERT and AUTH, or nil and the refusal.
 func (r *Responder) authenticateFull(ho *halfOpen, d Datagram, ps []wire.Payload, idi *wire.ID, peer auth.Identity, ap *wire.Auth) ([]wire.Payload, authResult) {
-	octets := auth.SignedOctets(ho.keys.prf.Sum, ho.initReq, ho.nr, ho.keys.keys.SKpi, idi.Body())
+	octets := append(auth.SignedOctets(ho.keys.prf.Sum, ho.initReq, ho.nr, ho.keys.keys.SKpi, idi.Body()), ho.inter.intAuth()...)
 	var psk []byte
 	if ap.Method == auth.MethodPSK {
 		if r.cfg.PSK != nil {
@@ -269,7 +273,7 @@ func (r *Responder) verifyCert(ps []wire.Payload, peer auth.Identity, ap *wire.A
 // ourAuth builds IDr, our certificates and AUTH: a PSK answers a PSK.
 func (r *Responder) ourAuth(ho *halfOpen, psk []byte) ([]wire.Payload, error) {
 	idr := identityPayload(r.cfg.LocalID, true)
-	octets := auth.SignedOctets(ho.keys.prf.Sum, ho.initResp, ho.ni, ho.keys.keys.SKpr, idr.Body())
+	octets := append(auth.SignedOctets(ho.keys.prf.Sum, ho.initResp, ho.ni, ho.keys.keys.SKpr, idr.Body()), ho.inter.intAuth()...)
 	ps := []wire.Payload{idr}
 	if len(psk) > 0 {
 		return append(ps, &wire.Auth{Method: auth.MethodPSK, Data: auth.PSKAuth(ho.keys.prf.Sum, psk, octets)}), nil
@@ -411,5 +415,6 @@ func (r *Responder) newSession(ho *halfOpen, peer auth.Identity, remote netip.Ad
 		lastIn:      now,
 		lastSeen:    now,
 		spis:        [2]uint64{ho.spii, ho.spir},
+		fragment:    ho.peerFragment,
 	}
 }

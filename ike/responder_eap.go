@@ -52,12 +52,12 @@ func (r *Responder) eapContinue(ho *halfOpen, d Datagram, ps []wire.Payload) aut
 		if ap == nil {
 			return r.refuse(d, st.peer, "no AUTH payload after EAP-Success")
 		}
-		octets := auth.SignedOctets(prf, ho.initReq, ho.nr, ho.keys.keys.SKpi, st.idi.Body())
+		octets := append(auth.SignedOctets(prf, ho.initReq, ho.nr, ho.keys.keys.SKpi, st.idi.Body()), ho.inter.intAuth()...)
 		if ap.Method != auth.MethodPSK || !auth.VerifyPSK(prf, st.msk, octets, ap.Data) {
 			return r.refuse(d, st.peer, "AUTH does not match the EAP MSK")
 		}
 		idr := identityPayload(r.cfg.LocalID, true)
-		ours := auth.SignedOctets(prf, ho.initResp, ho.ni, ho.keys.keys.SKpr, idr.Body())
+		ours := append(auth.SignedOctets(prf, ho.initResp, ho.ni, ho.keys.keys.SKpr, idr.Body()), ho.inter.intAuth()...)
 		out := []wire.Payload{&wire.Auth{Method: auth.MethodPSK, Data: auth.PSKAuth(prf, st.msk, ours)}}
 		r.log.Info("IKE_AUTH: EAP authenticated", "from", d.From, "peer", st.peer.String(), "method", st.srv.Method())
 		return r.finish(ho, d, st.first, st.peer, out, auth.MethodPSK)

@@ -46,6 +46,10 @@ type halfOpen struct {
 	peerFragment bool         // the initiator supports RFC 7383
 	frags        *reassembler // IKE_AUTH fragments
 
+	// inter is the IKE_INTERMEDIATE progress; with it keys change
+	// after publication, under mu.
+	inter intermediateState
+
 	mu       sync.Mutex // serialises IKE_AUTH handling
 	authReq  []byte     // the request (first fragment) answered
 	authResp [][]byte   // our response or its fragments
@@ -85,7 +89,12 @@ func (r *Responder) saInit(d Datagram, h wire.Header) {
 			return
 		}
 	}
-	chosen, suite, ok := chooseProposal(sa.Proposals, r.cfg.IKEProposals, wire.ProtoIKE, nil, ke.Group)
+	peerProps := sa.Proposals
+	if m.Notify(wire.NotifyIntermediateExchangeSupported) == nil {
+		// RFC 9370 §2.2.1: additional key exchanges need IKE_INTERMEDIATE.
+		peerProps = withoutAddKE(peerProps)
+	}
+	chosen, suite, ok := chooseProposal(peerProps, r.cfg.IKEProposals, wire.ProtoIKE, nil, ke.Group)
 	if !ok {
 		r.count(func(s *ResponderStats) { s.NoProposal++ })
 		r.log.Info("IKE_SA_INIT: no acceptable proposal", "from", d.From)
@@ -177,6 +186,10 @@ func (r *Responder) newHalfOpen(d Datagram, h wire.Header, m *wire.Message, chos
 	ho.redirectOK = peerSupportsRedirect(m)
 	if r.roots != nil {
 		ps = append(ps, &wire.CertReq{Encoding: wire.CertX509Signature, Data: caHashes(r.cfg.CAs)})
+	}
+	if m.Notify(wire.NotifyIntermediateExchangeSupported) != nil {
+		ho.inter.supported = true
+		ps = append(ps, &wire.Notify{NotifyType: wire.NotifyIntermediateExchangeSupported})
 	}
 	if m.Notify(wire.NotifyIKEv2FragmentationSupported) != nil {
 		ho.peerFragment = true
@@ -387,12 +400,13 @@ func preferOurs(pp wire.Proposal, op ikecrypto.Proposal, keGroup uint16) wire.Pr
 	return pp
 }
 
-// withoutKE drops key exchange transforms: IKE_AUTH carries no KE payload,
-// so the first Child SA has no PFS group (RFC 7296 §1.2).
+// withoutKE drops key exchange transforms, additional ones too: IKE_AUTH
+// carries no KE payload, so the first Child SA has no PFS group (RFC 7296
+// §1.2, RFC 9370 §2.2.3).
 func withoutKE(ps []wire.Proposal) []wire.Proposal {
 	out := make([]wire.Proposal, len(ps))
 	for i, p := range ps {
-		p.Transforms = slices.DeleteFunc(slices.Clone(p.Transforms), func(t wire.Transform) bool { return t.Type == transformKE })
+		p.Transforms = slices.DeleteFunc(slices.Clone(p.Transforms), func(t wire.Transform) bool { return t.Type == transformKE || isAddKEType(t.Type) })
 		out[i] = p
 	}
 	return out

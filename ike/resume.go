@@ -30,7 +30,12 @@ type ResumeState struct {
 	VirtualIP []byte
 }
 
-const resumeStateVersion = 1
+// resumeStateVersion 2 appends the additional key exchanges (RFC 9370) of
+// the ticket's SA; an SA without them is still written as version 1.
+const (
+	resumeStateVersion   = 1
+	resumeStateVersionKE = 2
+)
 
 // MarshalBinary encodes the state (version, fixed fields, then
 // length-prefixed SK_d, IDs and virtual IP).
@@ -39,6 +44,9 @@ func (rs *ResumeState) MarshalBinary() ([]byte, error) {
 		return nil, errors.New("ike: resume state out of bounds")
 	}
 	b := []byte{resumeStateVersion}
+	if rs.Suite.HasAddKE() {
+		b[0] = resumeStateVersionKE
+	}
 	b = binary.BigEndian.AppendUint16(b, rs.Suite.Encr)
 	b = binary.BigEndian.AppendUint16(b, uint16(rs.Suite.KeyBits))
 	b = binary.BigEndian.AppendUint16(b, rs.Suite.Integ)
@@ -55,7 +63,13 @@ func (rs *ResumeState) MarshalBinary() ([]byte, error) {
 		b = append(b, id.Data...)
 	}
 	b = append(b, byte(len(rs.VirtualIP)))
-	return append(b, rs.VirtualIP...), nil
+	b = append(b, rs.VirtualIP...)
+	if b[0] == resumeStateVersionKE {
+		for _, g := range rs.Suite.AddKE {
+			b = binary.BigEndian.AppendUint16(b, g)
+		}
+	}
+	return b, nil
 }
 
 var errResumeState = errors.New("ike: malformed resume state")
@@ -73,7 +87,7 @@ func (rs *ResumeState) UnmarshalBinary(b []byte) error {
 		return v
 	}
 	hdr := take(1 + 10 + 1 + 16)
-	if hdr == nil || hdr[0] != resumeStateVersion {
+	if hdr == nil || (hdr[0] != resumeStateVersion && hdr[0] != resumeStateVersionKE) {
 		return errResumeState
 	}
 	var out ResumeState
@@ -108,7 +122,22 @@ func (rs *ResumeState) UnmarshalBinary(b []byte) error {
 	if n == nil {
 		return errResumeState
 	}
-	if out.VirtualIP = take(int(n[0])); out.VirtualIP == nil || len(b) != 0 {
+	if out.VirtualIP = take(int(n[0])); out.VirtualIP == nil {
+		return errResumeState
+	}
+	if hdr[0] == resumeStateVersionKE {
+		kes := take(2 * len(out.Suite.AddKE))
+		if kes == nil {
+			return errResumeState
+		}
+		for i := range out.Suite.AddKE {
+			out.Suite.AddKE[i] = binary.BigEndian.Uint16(kes[2*i:])
+		}
+		if !out.Suite.HasAddKE() {
+			return errResumeState // version 1 is the encoding of that
+		}
+	}
+	if len(b) != 0 {
 		return errResumeState
 	}
 	if len(out.VirtualIP) != 0 && len(out.VirtualIP) != 4 && len(out.VirtualIP) != 16 {

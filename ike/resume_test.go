@@ -196,6 +196,9 @@ func FuzzResumeState(f *testing.F) {
 		VirtualIP: netip.MustParseAddr("10.0.0.1").AsSlice()}
 	raw, _ := rs.MarshalBinary()
 	f.Add(raw)
+	rs.Suite.AddKE[0] = 36 // version 2: the ticket's SA had ML-KEM-768
+	raw, _ = rs.MarshalBinary()
+	f.Add(raw)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var rs ResumeState
 		if rs.UnmarshalBinary(b) != nil {

@@ -217,6 +217,7 @@ type Session struct {
 	authMethod    uint8 // the initiator's AUTH method (for tickets)
 	resumed       bool  // made by IKE_SESSION_RESUME
 	redirectOK    bool  // the initiator supports RFC 5685 redirects
+	fragment      bool  // the peer supports RFC 7383 fragmentation
 
 	// Loop-owned state.
 	cur        *ikeState
@@ -284,7 +285,7 @@ type request struct {
 type pending struct {
 	req     *request
 	id      uint32
-	raw     []byte
+	raw     [][]byte // the request, or its fragments
 	tries   int
 	timeout time.Duration
 	st      *ikeState
@@ -318,6 +319,7 @@ func newSession(st *initState) *Session {
 		lastSeen: now,
 		spis:     [2]uint64{st.spii, st.spir},
 		frags:    newReassembler(0, 0),
+		fragment: st.peerFragment,
 	}
 	return s
 }
@@ -553,7 +555,9 @@ func (s *Session) loop() {
 				}
 				p.tries++
 				p.timeout = time.Duration(float64(p.timeout) * p.req.rt.Base)
-				_ = s.t.Send(p.raw, s.remote, s.encap)
+				for _, m := range p.raw {
+					_ = s.t.Send(m, s.remote, s.encap)
+				}
 				retx.Reset(p.timeout)
 			}
 		case <-s.hints:
@@ -594,7 +598,7 @@ func (s *Session) sendNext(retx *time.Timer) {
 	if r.id0 {
 		id = 0
 	}
-	raw, err := st.keys.seal(st.header(r.exch, id, false), payloads, s.rand)
+	raw, err := s.sealFor(st, st.header(r.exch, id, false), payloads)
 	if err != nil {
 		if r.result != nil {
 			r.result <- err
@@ -613,7 +617,9 @@ func (s *Session) sendNext(retx *time.Timer) {
 	if !r.id0 {
 		st.nextID++
 	}
-	_ = s.t.Send(raw, s.remote, s.encap)
+	for _, m := range raw {
+		_ = s.t.Send(m, s.remote, s.encap)
+	}
 	retx.Reset(rt.Timeout)
 }
 
@@ -691,14 +697,16 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 		return
 	}
 	resp, after := s.handleRequest(st, h, ps)
-	raw, err := st.keys.seal(st.header(h.Exchange, h.MessageID, true), resp, s.rand)
+	raw, err := s.sealFor(st, st.header(h.Exchange, h.MessageID, true), resp)
 	if err != nil {
 		s.log.Warn("sealing response", "err", err)
 		return
 	}
 	st.peerNext++
-	st.lastResp = [][]byte{raw}
-	_ = s.t.Send(raw, s.remote, s.encap)
+	st.lastResp = raw
+	for _, m := range raw {
+		_ = s.t.Send(m, s.remote, s.encap)
+	}
 	if after != nil {
 		after()
 	}
@@ -724,6 +732,8 @@ func (s *Session) handleRequest(st *ikeState, h wire.Header, ps []wire.Payload) 
 			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyTemporaryFailure}}, nil
 		}
 		return s.createChildRequest(ps)
+	case wire.ExchangeIKEFollowupKE:
+		return s.followupRequest(st, ps)
 	default:
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyInvalidSyntax}}, nil
 	}

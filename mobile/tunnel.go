@@ -309,24 +309,28 @@ func (t *Tunnel) Stop() {
 
 // status is StatusJSON's document.
 type status struct {
-	State     string     `json:"state"`
-	Since     string     `json:"since"`
-	Profile   string     `json:"profile"`
-	Gateway   string     `json:"gateway,omitempty"`
-	VirtualIP string     `json:"virtual_ip,omitempty"`
-	DNS       []string   `json:"dns,omitempty"`
-	IKESPIi   string     `json:"ike_spi_i,omitempty"`
-	IKESPIr   string     `json:"ike_spi_r,omitempty"`
-	IKESuite  string     `json:"ike_suite,omitempty"`
-	ESPSuite  string     `json:"esp_suite,omitempty"`
-	Resumed   *bool      `json:"resumed,omitempty"`
-	Stats     *sdk.Stats `json:"stats,omitempty"`
+	State     string   `json:"state"`
+	Since     string   `json:"since"`
+	Profile   string   `json:"profile"`
+	Gateway   string   `json:"gateway,omitempty"`
+	VirtualIP string   `json:"virtual_ip,omitempty"`
+	DNS       []string `json:"dns,omitempty"`
+	IKESPIi   string   `json:"ike_spi_i,omitempty"`
+	IKESPIr   string   `json:"ike_spi_r,omitempty"`
+	IKESuite  string   `json:"ike_suite,omitempty"`
+	ESPSuite  string   `json:"esp_suite,omitempty"`
+	// KeyExchanges tells a quantum-safe tunnel (CURVE_25519, ML_KEM_768)
+	// from a classical one.
+	KeyExchanges []string   `json:"key_exchanges,omitempty"`
+	Resumed      *bool      `json:"resumed,omitempty"`
+	Stats        *sdk.Stats `json:"stats,omitempty"`
 }
 
 // StatusJSON is a snapshot of the tunnel as one JSON object: "state"
 // (idle, connecting, connected, reconnecting, stopped), "since" (RFC
 // 3339), "profile", and while connected "gateway", "virtual_ip", "dns",
-// "ike_spi_i", "ike_spi_r", "ike_suite", "esp_suite", "resumed" and the
+// "ike_spi_i", "ike_spi_r", "ike_suite", "esp_suite", "key_exchanges",
+// "resumed" and the
 // data plane counters under "stats".
 func (t *Tunnel) StatusJSON() string {
 	t.mu.Lock()
@@ -335,6 +339,7 @@ func (t *Tunnel) StatusJSON() string {
 		e := t.conn
 		st.Gateway, st.VirtualIP, st.DNS = e.Gateway, e.VirtualIP, e.DNS
 		st.IKESPIi, st.IKESPIr, st.IKESuite, st.ESPSuite, st.Resumed = e.IKESPIi, e.IKESPIr, e.IKESuite, e.ESPSuite, &e.Resumed
+		st.KeyExchanges = e.KeyExchanges
 	}
 	t.mu.Unlock()
 	if st.State == StateConnected {

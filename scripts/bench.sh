@@ -33,3 +33,18 @@ go test -run='^$' -bench='^BenchmarkFailover$' -benchtime=1x -count=1 ./cmd/qcdv
 echo
 echo "Memory of one mobile tunnel over netstack, gateway in another process (live heap = HeapInuse after GC; RSS = VmRSS):"
 QCDVPN_MEMORY_REPORT=1 go test -run='^TestMemoryReport$' -count=1 -v ./mobile/ | grep -E 'memory |PASS|FAIL' | sed -E "s/^ *memory_test.go:[0-9]+: //" | tee -a build/bench.txt
+
+echo
+echo "Connect with and without ML-KEM-768 (RFC 9370 hybrid), in-process gateway on loopback, same run:"
+go test -run='^$' -bench='^BenchmarkConnectHybrid$' -benchtime=200x -count=1 ./internal/e2e/ | grep -E '^Benchmark' | tee build/bench-pq.txt | tee -a build/bench.txt
+awk '
+/^BenchmarkConnectHybrid\// {
+	split($1, a, "/"); k = a[2]; sub(/-[0-9]+$/, "", k)
+	for (i = 2; i <= NF; i++) { if ($(i+1) == "ms/connect") ms[k] = $i; if ($(i+1) == "ike_bytes/connect") by[k] = $i }
+}
+END {
+	if (ms["x25519"] > 0 && by["x25519"] > 0)
+		printf "hybrid/classical: connect time x%.2f (%.3f vs %.3f ms), IKE bytes x%.2f (%d vs %d)\n",
+			ms["x25519+mlkem768"] / ms["x25519"], ms["x25519+mlkem768"], ms["x25519"],
+			by["x25519+mlkem768"] / by["x25519"], by["x25519+mlkem768"], by["x25519"]
+}' build/bench-pq.txt | tee -a build/bench.txt

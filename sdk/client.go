@@ -539,13 +539,14 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 
 func (c *Client) connectedEvent(s *ike.Session, remote netip.AddrPort, took time.Duration) Event {
 	e := Event{
-		Type:     EventConnected,
-		Gateway:  remote.Addr().String(),
-		IKESPIi:  fmt.Sprintf("%016x", s.SPIi),
-		IKESPIr:  fmt.Sprintf("%016x", s.SPIr),
-		IKESuite: s.Suite.String(),
-		Elapsed:  took,
-		Resumed:  s.Resumed(),
+		Type:         EventConnected,
+		Gateway:      remote.Addr().String(),
+		IKESPIi:      fmt.Sprintf("%016x", s.SPIi),
+		IKESPIr:      fmt.Sprintf("%016x", s.SPIr),
+		IKESuite:     s.Suite.String(),
+		KeyExchanges: s.Suite.KeyExchanges(),
+		Elapsed:      took,
+		Resumed:      s.Resumed(),
 	}
 	if s.Child != nil {
 		e.ESPSuite = s.Child.Suite.String()

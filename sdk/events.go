@@ -56,6 +56,11 @@ type Event struct {
 	Resumed bool
 	// IKESuite and ESPSuite name the negotiated algorithms (connected).
 	IKESuite, ESPSuite string
+	// KeyExchanges names every key exchange behind the IKE SA's keys, in
+	// order (connected), e.g. ["CURVE_25519", "ML_KEM_768"] for a
+	// quantum-safe hybrid; a resumed SA reports those of the SA its
+	// ticket came from, whose SK_d it continues.
+	KeyExchanges []string
 	// Reason explains disconnected, connect_failed, failover, liveness_failed.
 	Reason string
 	// Error is the error text, if any.
@@ -154,6 +159,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	if len(e.DNS) > 0 {
 		m["dns"] = e.DNS
+	}
+	if len(e.KeyExchanges) > 0 {
+		m["key_exchanges"] = e.KeyExchanges
 	}
 	if e.Type == EventConnected {
 		m["resumed"] = e.Resumed

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,6 +27,10 @@ func TestEventJSON(t *testing.T) {
 	}
 	if len(m) != len(want) {
 		t.Errorf("extra fields in %s", b)
+	}
+	b, _ = json.Marshal(Event{Time: at, Type: EventConnected, KeyExchanges: []string{"CURVE_25519", "ML_KEM_768"}})
+	if want := `"key_exchanges":["CURVE_25519","ML_KEM_768"]`; !strings.Contains(string(b), want) {
+		t.Errorf("connected with key exchanges: %s, want %s", b, want)
 	}
 	b, _ = json.Marshal(Event{Time: at, Type: EventDisconnected, Reason: "closed by user"})
 	var d map[string]any

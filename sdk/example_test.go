@@ -21,6 +21,6 @@ func ExampleParseProfile() {
 	_, err = sdk.ParseProfile([]byte(`{"name": "corp", "gatways": ["192.0.2.1"]}`))
 	fmt.Println(err)
 	// Output:
-	// 192.0.2.1:500 aes256gcm16-prfsha256-x25519
+	// 192.0.2.1:500 aes256gcm16-prfsha256-x25519-ke1_mlkem768
 	// profile: unknown field "gatways" (did you mean "gateways"?)
 }

@@ -230,9 +230,13 @@ func DefaultTimerValues() TimerValues {
 	}
 }
 
-// DefaultIKEProposals returns the IKE proposals used when the profile names none.
+// DefaultIKEProposals returns the IKE proposals used when the profile names
+// none. The first adds ML-KEM-768 to x25519 (RFC 9370), so the tunnel is
+// quantum-safe wherever the gateway supports it; the KE payload of
+// IKE_SA_INIT is x25519 either way, so a gateway without ML-KEM picks the
+// second proposal without an extra round trip.
 func DefaultIKEProposals() []string {
-	return []string{"aes256gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"}
+	return []string{"aes256gcm16-prfsha256-x25519-ke1_mlkem768", "aes256gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"}
 }
 
 // DefaultESPProposals returns the ESP proposals used when the profile names none.

@@ -38,13 +38,19 @@ func KEDataLen(group uint16) int {
 		return 384
 	case GroupMODP4096:
 		return 512
+	case GroupMLKEM768:
+		return 1184 // the initiator's encapsulation key
+	case GroupMLKEM1024:
+		return 1568
 	}
 	return 0
 }
 
 // NewKeyExchange generates a private key for group from rand (crypto/rand
 // if nil). Supported: Curve25519 (RFC 8031), ECP-256 and ECP-384
-// (RFC 5903) and MODP 2048/3072/4096 (RFC 3526).
+// (RFC 5903), MODP 2048/3072/4096 (RFC 3526) and, as the initiator of an
+// additional key exchange, ML-KEM-768/1024 (see RespondKeyExchange for the
+// responder).
 func NewKeyExchange(group uint16, rand io.Reader) (KeyExchange, error) {
 	if rand == nil {
 		rand = crand.Reader
@@ -54,6 +60,8 @@ func NewKeyExchange(group uint16, rand io.Reader) (KeyExchange, error) {
 		return generateECDH(group, rand)
 	case GroupMODP2048, GroupMODP3072, GroupMODP4096:
 		return generateMODP(group, rand)
+	case GroupMLKEM768, GroupMLKEM1024:
+		return generateMLKEM(group, rand)
 	}
 	return nil, fmt.Errorf("crypto: unsupported key exchange method %s", AlgorithmName(TransformKE, group, 0))
 }

@@ -38,7 +38,9 @@ func typeOrder() []uint8 {
 //	INTEG  sha1 (sha) sha256 sha384 sha512 (also sha2_256 ...)
 //	PRF    prfsha1 prfsha256 prfsha384 prfsha512
 //	KE     modp2048 modp3072 modp4096 ecp256 ecp384 x25519 (curve25519)
-//	ADDKE  ke1_<KE> .. ke7_<KE> (RFC 9370)
+//	ADDKE  ke1_<KE> .. ke7_<KE> (RFC 9370), where <KE> may also be
+//	       mlkem768 or mlkem1024 (FIPS 203), or none (the additional
+//	       exchange is optional: "x25519-ke1_mlkem768-ke1_none")
 //	ESN    esn noesn
 //
 // IKE proposals (esp false) need an ENCR, a PRF and a KE. As in
@@ -135,6 +137,18 @@ func ParseProposal(s string, esp bool) (Proposal, error) {
 	if aead != nil && len(integs) > 0 {
 		return errf("integrity algorithm %q is not allowed with AEAD cipher %q", integs[0].tok, aead.tok)
 	}
+	for _, it := range byType[TransformKE] {
+		if IsKEM(it.alg.ID) {
+			return errf("%q: ML-KEM is supported only as an additional key exchange after a Diffie-Hellman group (e.g. x25519-ke1_%s)", it.tok, strings.ToLower(it.tok))
+		}
+	}
+	for t := TransformAddKE1; t <= TransformAddKE7; t++ {
+		for _, it := range byType[t] {
+			if it.alg.ID == GroupMLKEM512 {
+				return errf("%q: ML-KEM-512 is not supported (Go's crypto/mlkem has ML-KEM-768 and ML-KEM-1024)", it.tok)
+			}
+		}
+	}
 	if len(byType[TransformKE]) == 0 {
 		for t := TransformAddKE1; t <= TransformAddKE7; t++ {
 			if ks := byType[t]; len(ks) > 0 {
@@ -211,6 +225,9 @@ func lookupKeyword(k string) (Algorithm, bool) {
 		if g, ok := keKeyword(k[4:]); ok {
 			return Algorithm{Type: TransformAddKE1 + k[2] - '1', ID: g}, true
 		}
+		if k[4:] == "none" {
+			return Algorithm{Type: TransformAddKE1 + k[2] - '1', ID: GroupNone}, true
+		}
 	}
 	// aes128gcm16 and friends.
 	if len(k) > 9 && k[:3] == "aes" && k[6:9] == "gcm" {
@@ -245,6 +262,12 @@ func keKeyword(k string) (uint16, bool) {
 		return GroupECP384, true
 	case "x25519", "curve25519":
 		return GroupCurve25519, true
+	case "mlkem512":
+		return GroupMLKEM512, true
+	case "mlkem768":
+		return GroupMLKEM768, true
+	case "mlkem1024":
+		return GroupMLKEM1024, true
 	}
 	return 0, false
 }
@@ -325,7 +348,11 @@ func keyword(a Algorithm) string {
 	case a.Type == TransformKE:
 		return keKeywordName(a.ID)
 	case a.Type >= TransformAddKE1 && a.Type <= TransformAddKE7:
-		return "ke" + strconv.Itoa(int(a.Type-TransformAddKE1+1)) + "_" + keKeywordName(a.ID)
+		name := keKeywordName(a.ID)
+		if a.ID == GroupNone {
+			name = "none"
+		}
+		return "ke" + strconv.Itoa(int(a.Type-TransformAddKE1+1)) + "_" + name
 	case a.Type == TransformESN:
 		switch a.ID {
 		case ESNYes:
@@ -353,6 +380,12 @@ func keKeywordName(g uint16) string {
 		return "ecp384"
 	case GroupCurve25519:
 		return "x25519"
+	case GroupMLKEM512:
+		return "mlkem512"
+	case GroupMLKEM768:
+		return "mlkem768"
+	case GroupMLKEM1024:
+		return "mlkem1024"
 	}
 	return "ke" + strconv.Itoa(int(g))
 }
