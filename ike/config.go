@@ -45,6 +45,9 @@ type Config struct {
 
 	// RequestIPv4/RequestIPv6 ask the gateway for a virtual address.
 	RequestIPv4, RequestIPv6 bool
+	// NoSplitDNS leaves INTERNAL_DNS_DOMAIN (RFC 8598) out of the CP
+	// request: the client will not route domains to the gateway's DNS.
+	NoSplitDNS bool
 	// RedirectedFrom is the gateway that redirected us here (RFC 5685
 	// REDIRECTED_FROM); otherwise IKE_SA_INIT says REDIRECT_SUPPORTED.
 	RedirectedFrom netip.Addr

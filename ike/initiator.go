@@ -419,6 +419,10 @@ func (st *initState) authRequest() ([][]byte, error) {
 	if cfg.RequestIPv6 {
 		attrs = append(attrs, wire.CPAttribute{Type: wire.CPInternalIP6Address, Value: want6}, wire.CPAttribute{Type: wire.CPInternalIP6DNS})
 	}
+	if len(attrs) > 0 && !cfg.NoSplitDNS {
+		// RFC 8598 §3.1: we accept split-DNS domains (DNS servers are asked for above).
+		attrs = append(attrs, wire.CPAttribute{Type: wire.CPInternalDNSDomain})
+	}
 	if len(attrs) > 0 {
 		ps = append(ps, &wire.CP{CfgType: wire.CfgRequest, Attributes: attrs})
 	}

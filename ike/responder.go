@@ -57,6 +57,9 @@ type ResponderConfig struct {
 	// zero Prefix: none of that family). DNS servers go into the CP reply.
 	Pool4, Pool6 netip.Prefix
 	DNS          []netip.Addr
+	// DNSDomains are the split-DNS domains (RFC 8598) that DNS resolves,
+	// sent to initiators that ask for INTERNAL_DNS_DOMAIN.
+	DNSDomains []string
 	// LocalTS is what the gateway protects: the initiator's TSr is narrowed
 	// to it (empty: everything).
 	LocalTS []netip.Prefix

@@ -81,7 +81,7 @@ type leaseRef struct {
 // assignAddresses answers a CP request from the pools. It fails only
 // when addresses were asked for and none could be given.
 func (r *Responder) assignAddresses(req *wire.CP, peer string) ([]leaseRef, *wire.CP, bool) {
-	var want4, want6, dns4, dns6 bool
+	var want4, want6, dns4, dns6, domains bool
 	var pref4, pref6 netip.Addr
 	for _, a := range req.Attributes {
 		switch a.Type {
@@ -99,6 +99,8 @@ func (r *Responder) assignAddresses(req *wire.CP, peer string) ([]leaseRef, *wir
 			dns4 = true
 		case wire.CPInternalIP6DNS:
 			dns6 = true
+		case wire.CPInternalDNSDomain:
+			domains = true
 		}
 	}
 	var refs []leaseRef
@@ -128,6 +130,7 @@ func (r *Responder) assignAddresses(req *wire.CP, peer string) ([]leaseRef, *wir
 			reply.Attributes = append(reply.Attributes, wire.CPAttribute{Type: wire.CPInternalIP6DNS, Value: d.AsSlice()})
 		}
 	}
+	reply.Attributes = append(reply.Attributes, r.dnsDomainAttrs(reply, domains)...)
 	return refs, reply, true
 }
 

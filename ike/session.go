@@ -205,6 +205,9 @@ type Session struct {
 	// VirtualIPs and DNS come from the gateway's CP reply.
 	VirtualIPs []netip.Prefix
 	DNS        []netip.Addr
+	// Domains are the split-DNS domains (RFC 8598 INTERNAL_DNS_DOMAIN)
+	// the DNS servers resolve, lower case, without trailing dot.
+	Domains []string
 	// AuthNotifies holds the status notifies of the IKE_AUTH response
 	// (QCD token, ticket, …) for the layers above.
 	AuthNotifies []*wire.Notify
@@ -353,6 +356,8 @@ func (s *Session) applyCP(cp *wire.CP) {
 			if ip, ok := netip.AddrFromSlice(a.Value); ok && (len(a.Value) == 4 || len(a.Value) == 16) {
 				s.DNS = append(s.DNS, ip)
 			}
+		case wire.CPInternalDNSDomain:
+			s.addDNSDomain(a.Value)
 		}
 	}
 }
