@@ -3,6 +3,7 @@ module github.com/qcdvpn/qcdvpn
 go 1.26.8
 
 require (
+	github.com/miekg/dns v1.1.73
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/net v0.61.0
