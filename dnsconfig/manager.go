@@ -47,6 +47,9 @@ type Settings struct {
 	// (RFC 8598 §2: domains are then ignored), or the gateway named no
 	// domain (§5).
 	All bool
+	// Link is the TUN interface the tunnel's DNS goes through (its name
+	// is known once the TUN exists, and may change after a reconnect).
+	Link string
 }
 
 // Options configure a Manager.
@@ -59,8 +62,6 @@ type Options struct {
 	ResolvConf string
 	// Backend is BackendAuto (default), BackendResolved or BackendForwarder.
 	Backend string
-	// Link is the TUN interface the tunnel's DNS goes through.
-	Link string
 	// Listen is the forwarder's address (default DefaultListen).
 	Listen netip.AddrPort
 	// Underlay are the original resolvers; empty: those of ResolvConf,
@@ -84,10 +85,11 @@ type Manager struct {
 	log     *slog.Logger
 	backend string
 
-	mu  sync.Mutex
-	st  *state // nil until the first Apply
-	fwd *forwarder
-	ctl controls
+	mu   sync.Mutex
+	st   *state // nil until the first Apply
+	fwd  *forwarder
+	ctl  controls
+	link string
 }
 
 // New checks opts and undoes what an earlier, crashed run left behind.
@@ -129,9 +131,6 @@ func New(opts Options) (*Manager, error) {
 	default:
 		return nil, fmt.Errorf("dnsconfig: unknown backend %q (want auto, resolved or forwarder)", opts.Backend)
 	}
-	if m.backend == BackendResolved && !validLinkName(opts.Link) {
-		return nil, fmt.Errorf("dnsconfig: link %q is not an interface name", opts.Link)
-	}
 	if err := RestoreLeftover(opts.StateDir, opts.Run, log); err != nil {
 		return nil, err
 	}
@@ -159,7 +158,8 @@ func (m *Manager) Underlay() []netip.AddrPort {
 
 // SetControls sets the socket control functions: underlay for queries to
 // the original resolvers (the tunnel's fwmark, VpnService.protect), and
-// tunnel for queries to the tunnel's servers (nil: bound to Link on Linux).
+// tunnel for queries to the tunnel's servers (nil: bound to the
+// Settings' Link on Linux).
 func (m *Manager) SetControls(underlay, tunnel func(fd int) error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -167,11 +167,11 @@ func (m *Manager) SetControls(underlay, tunnel func(fd int) error) {
 }
 
 func (m *Manager) setControlsLocked(underlay, tunnel func(fd int) error) {
-	if tunnel == nil && m.opts.Link != "" {
-		tunnel = bindToDevice(m.opts.Link)
-	}
 	m.ctl = controls{underlay, tunnel}
 	if m.fwd != nil {
+		if tunnel == nil && m.link != "" {
+			tunnel = bindToDevice(m.link)
+		}
 		store(&m.fwd.underlayCtl, underlay)
 		store(&m.fwd.tunnelCtl, tunnel)
 	}
@@ -197,15 +197,26 @@ func (m *Manager) Apply(s Settings) error {
 	if !s.All && len(s.Domains) == 0 {
 		s.All = true
 	}
+	if s.Link != "" && !validLinkName(s.Link) {
+		return fmt.Errorf("dnsconfig: link %q is not an interface name", s.Link)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.backend == BackendResolved {
+		if s.Link == "" {
+			return errors.New("dnsconfig: systemd-resolved needs the TUN's name")
+		}
 		return m.applyResolved(s)
 	}
 	if m.st != nil {
+		if s.Link != m.link {
+			m.link = s.Link
+			m.setControlsLocked(m.ctl.underlay, m.ctl.tunnel)
+		}
 		m.fwd.set(s)
 		return nil
 	}
+	m.link = s.Link
 	st, err := snapshot(m.opts.ResolvConf)
 	if err != nil {
 		return err
@@ -244,17 +255,21 @@ func (m *Manager) Apply(s Settings) error {
 }
 
 func (m *Manager) applyResolved(s Settings) error {
-	if m.st == nil {
-		st := &state{Version: stateVersion, PID: os.Getpid(), Backend: BackendResolved, Link: m.opts.Link}
+	if m.st == nil || m.st.Link != s.Link {
+		if m.st != nil {
+			// A new TUN: the old link went with the old one.
+			_ = revertLink(m.opts.Run, m.st.Link)
+		}
+		st := &state{Version: stateVersion, PID: os.Getpid(), Backend: BackendResolved, Link: s.Link}
 		if err := saveState(m.opts.StateDir, st); err != nil {
 			return err
 		}
 		m.st = st
 	}
-	if err := applyResolved(m.opts.Run, m.opts.Link, s); err != nil {
+	if err := applyResolved(m.opts.Run, s.Link, s); err != nil {
 		return err
 	}
-	m.log.Info("DNS through the tunnel", "backend", m.backend, "link", m.opts.Link,
+	m.log.Info("DNS through the tunnel", "backend", m.backend, "link", s.Link,
 		"servers", serverStrings(s.Servers), "domains", s.Domains, "all", s.All)
 	return nil
 }

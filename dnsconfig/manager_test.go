@@ -395,12 +395,12 @@ func (f *fakeResolvectl) take() []string {
 func TestResolvedBackend(t *testing.T) {
 	dir := t.TempDir()
 	fake := &fakeResolvectl{}
-	opts := Options{StateDir: dir, Backend: BackendResolved, Link: "qcd0", Run: fake.run}
+	opts := Options{StateDir: dir, Backend: BackendResolved, Run: fake.run}
 	m, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53"), netip.MustParseAddr("fd00::53")}, Domains: []string{"corp.test", "lab.test"}}); err != nil {
+	if err := m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53"), netip.MustParseAddr("fd00::53")}, Domains: []string{"corp.test", "lab.test"}, Link: "qcd0"}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"resolvectl dns qcd0 10.200.0.53 fd00::53", "resolvectl domain qcd0 ~corp.test ~lab.test", "resolvectl default-route qcd0 no"}
@@ -410,7 +410,7 @@ func TestResolvedBackend(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, StateFile)); err != nil {
 		t.Fatalf("no state record while up: %v", err)
 	}
-	if err := m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53")}, All: true}); err != nil {
+	if err := m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53")}, All: true, Link: "qcd0"}); err != nil {
 		t.Fatal(err)
 	}
 	want = []string{"resolvectl dns qcd0 10.200.0.53", "resolvectl domain qcd0 ~.", "resolvectl default-route qcd0 yes"}
@@ -429,7 +429,7 @@ func TestResolvedBackend(t *testing.T) {
 	// A crashed run's record: reverted by the next one, even when the
 	// link is gone (resolvectl fails).
 	m, _ = New(opts)
-	_ = m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53")}})
+	_ = m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53")}, Link: "qcd0"})
 	fake.take()
 	fake.fail = "revert"
 	if _, err := New(opts); err != nil {
@@ -443,13 +443,13 @@ func TestResolvedBackend(t *testing.T) {
 	}
 	fake.fail = "dns"
 	m, _ = New(opts)
-	if err := m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53")}}); err == nil || strings.Contains(err.Error(), "\n") {
+	if err := m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.200.0.53")}, Link: "qcd0"}); err == nil || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("failing resolvectl: %v", err)
 	}
 }
 
 func TestOptionErrors(t *testing.T) {
-	for _, o := range []Options{{}, {StateDir: t.TempDir(), Backend: "nm"}, {StateDir: t.TempDir(), Backend: BackendResolved, Link: "a/b"}} {
+	for _, o := range []Options{{}, {StateDir: t.TempDir(), Backend: "nm"}} {
 		if _, err := New(o); err == nil || !strings.HasPrefix(err.Error(), "dnsconfig: ") {
 			t.Errorf("New(%+v) = %v", o, err)
 		}
@@ -460,6 +460,9 @@ func TestOptionErrors(t *testing.T) {
 	}
 	if err := m.Apply(Settings{}); err == nil {
 		t.Fatal("Apply without servers")
+	}
+	if err := m.Apply(Settings{Servers: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Link: "a/b"}); err == nil {
+		t.Fatal("Apply with a bad link name")
 	}
 }
 
