@@ -111,6 +111,11 @@ type Config struct {
 	Pool []string `json:"pool"`
 	// DNS are the DNS server addresses handed out with a virtual address.
 	DNS []string `json:"dns,omitempty"`
+	// DNSDomains are the split-DNS domains (RFC 8598) the DNS servers
+	// resolve; see dns.go.
+	DNSDomains []string `json:"dns_domains,omitempty"`
+	// DNSZone is a small zone served behind the tunnel; see dns.go.
+	DNSZone *DNSZoneConfig `json:"dns_zone,omitempty"`
 	// LocalTS are the prefixes the gateway protects (clients' TSr is
 	// narrowed to them). Required.
 	LocalTS []string `json:"local_ts"`
@@ -331,6 +336,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := c.DNSServers(); err != nil {
+		return err
+	}
+	if _, err := c.DNSDomainList(); err != nil {
+		return err
+	}
+	if _, err := c.Zone(); err != nil {
 		return err
 	}
 	if len(c.LocalTS) == 0 {

@@ -106,6 +106,7 @@ type Gateway struct {
 	dev       tun.Device
 	kernel    *tun.Kernel
 	stopSvc   func()
+	stopZone  func() // the dns_zone server
 	ticketLT  time.Duration
 	timers    ike.Timers
 	espLimits esp.Limits
@@ -204,6 +205,9 @@ func (g *Gateway) openData() error {
 			return fmt.Errorf("gateway: creating TUN %s: %w", g.cfg.TUNName(), err)
 		}
 		g.kernel, g.dev = k, k.Device()
+		if err := g.openZone(nil); err != nil {
+			return err
+		}
 	default:
 		var addrs []netip.Addr
 		for _, p := range local {
@@ -215,6 +219,7 @@ func (g *Gateway) openData() error {
 			}
 			addrs = append(addrs, a)
 		}
+		addrs = g.zoneAddr(addrs)
 		dev, tnet, err := tun.CreateNetstack(addrs, nil, 1420)
 		if err != nil {
 			return fmt.Errorf("gateway: netstack: %w", err)
@@ -225,6 +230,9 @@ func (g *Gateway) openData() error {
 			return fmt.Errorf("gateway: services: %w", err)
 		}
 		g.stopSvc = stop
+		if err := g.openZone(tnet); err != nil {
+			return err
+		}
 	}
 	g.sender = &peerSender{by: map[netip.AddrPort]*ike.Transport{}}
 	g.router = NewRouter(g.dev, g.sender, g.log)
@@ -263,6 +271,10 @@ func (g *Gateway) openResponders() error {
 	if err != nil {
 		return err
 	}
+	domains, err := g.cfg.DNSDomainList()
+	if err != nil {
+		return err
+	}
 	if lt := g.timers.ChildLifetime; lt > 0 {
 		g.espLimits = esp.Limits{Lifetime: lt + lt/5}
 	}
@@ -281,7 +293,7 @@ func (g *Gateway) openResponders() error {
 			EAPUsers: g.cfg.EAPUsers(), EAPTLS: g.cfg.EAPTLS(),
 			IKEProposals: ikeProps, ESPProposals: espProps,
 			Pool4: splitPool(v4, i, len(addrs)), Pool6: splitPool(v6, i, len(addrs)),
-			DNS: dns, LocalTS: g.cfg.LocalPrefixes(),
+			DNS: dns, DNSDomains: domains, LocalTS: g.cfg.LocalPrefixes(),
 			CookieThreshold:      max(g.cfg.EffectiveCookieThreshold(), 0),
 			Timers:               g.timers,
 			Hooks:                g.hooks,
@@ -563,6 +575,9 @@ func (g *Gateway) close() {
 	}
 	if g.stopSvc != nil {
 		g.stopSvc()
+	}
+	if g.stopZone != nil {
+		g.stopZone()
 	}
 	if g.kernel != nil {
 		g.kernel.Close()

@@ -315,6 +315,7 @@ type status struct {
 	Gateway   string   `json:"gateway,omitempty"`
 	VirtualIP string   `json:"virtual_ip,omitempty"`
 	DNS       []string `json:"dns,omitempty"`
+	Domains   []string `json:"dns_domains,omitempty"`
 	IKESPIi   string   `json:"ike_spi_i,omitempty"`
 	IKESPIr   string   `json:"ike_spi_r,omitempty"`
 	IKESuite  string   `json:"ike_suite,omitempty"`
@@ -329,15 +330,14 @@ type status struct {
 // StatusJSON is a snapshot of the tunnel as one JSON object: "state"
 // (idle, connecting, connected, reconnecting, stopped), "since" (RFC
 // 3339), "profile", and while connected "gateway", "virtual_ip", "dns",
-// "ike_spi_i", "ike_spi_r", "ike_suite", "esp_suite", "key_exchanges",
-// "resumed" and the
-// data plane counters under "stats".
+// "dns_domains", "ike_spi_i", "ike_spi_r", "ike_suite", "esp_suite",
+// "key_exchanges", "resumed" and the data plane counters under "stats".
 func (t *Tunnel) StatusJSON() string {
 	t.mu.Lock()
 	st := status{State: t.state, Since: t.since.Format(time.RFC3339Nano), Profile: t.profile.Name}
 	if t.state == StateConnected {
 		e := t.conn
-		st.Gateway, st.VirtualIP, st.DNS = e.Gateway, e.VirtualIP, e.DNS
+		st.Gateway, st.VirtualIP, st.DNS, st.Domains = e.Gateway, e.VirtualIP, e.DNS, e.Domains
 		st.IKESPIi, st.IKESPIr, st.IKESuite, st.ESPSuite, st.Resumed = e.IKESPIi, e.IKESPIr, e.IKESuite, e.ESPSuite, &e.Resumed
 		st.KeyExchanges = e.KeyExchanges
 	}

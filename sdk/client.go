@@ -51,7 +51,12 @@ type Options struct {
 	// it, so that its traffic bypasses the tunnel: Android's
 	// VpnService.protect. An error closes the socket and fails the
 	// connect.
+	//
+	// The DNS sockets that resolve gateway names are protected too.
 	Protect func(fd int) error
+	// DNS controls how gateway names are resolved and how the tunnel's
+	// DNS servers and split domains are applied (see DNSOptions).
+	DNS DNSOptions
 }
 
 // Client is one VPN connection described by a Profile.
@@ -66,6 +71,7 @@ type Client struct {
 	closed  sync.Once
 
 	rec *recovery
+	dns *clientDNS
 
 	mu      sync.Mutex
 	t       *ike.Transport
@@ -121,7 +127,7 @@ func (c *Client) followRedirect(ctx context.Context, t *ike.Transport, from neti
 		addrs = []netip.Addr{re.To.Addr.Unmap()}
 	} else {
 		var err error
-		if addrs, err = resolve(ctx, re.To.FQDN); err != nil {
+		if addrs, err = c.lookup(ctx, re.To.FQDN); err != nil {
 			return fmt.Errorf("redirect target %s: %w", re.To.FQDN, err)
 		}
 	}
@@ -167,6 +173,7 @@ func NewClient(p *Profile, opts Options) (*Client, error) {
 	c := &Client{profile: p, opts: opts, log: log, ikeCfg: cfg,
 		events: newEventQueue(opts.OnEvent), closing: make(chan struct{})}
 	c.openRecovery(r)
+	c.openDNS(r)
 	return c, nil
 }
 
@@ -258,7 +265,7 @@ func (c *Client) candidates(ctx context.Context) ([]candidate, []error) {
 	var out []candidate
 	var errs []error
 	for _, gw := range gws {
-		addrs, err := resolve(ctx, gw.Host)
+		addrs, err := c.lookup(ctx, gw.Host)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("gateway %s: %w", gw.Host, err))
 			continue
@@ -458,6 +465,7 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 	}
 	c.mu.Unlock()
 	c.startSession(s, tn)
+	c.dnsUp(s, tn)
 	ev := c.connectedEvent(s, remote, time.Since(start))
 	c.emit(ev)
 	if s.Resumed() {
@@ -559,6 +567,7 @@ func (c *Client) connectedEvent(s *ike.Session, remote netip.AddrPort, took time
 	for _, d := range s.DNS {
 		e.DNS = append(e.DNS, d.String())
 	}
+	e.Domains = c.splitDomains(s)
 	return e
 }
 
@@ -611,6 +620,7 @@ func (c *Client) Wait(ctx context.Context) error {
 			// outside the tunnel.
 			tn.engine.Remove()
 		}
+		c.dnsHold()
 		if why == "qcd_verified" && c.resolved().FailoverSame {
 			next = c.gwIndex
 		}
@@ -627,6 +637,7 @@ func (c *Client) Wait(ctx context.Context) error {
 		}
 		if err := c.reconnect(ctx, next, why); err != nil {
 			c.stopTunnel()
+			c.closeDNS()
 			c.closeTransport()
 			return err
 		}
@@ -698,6 +709,7 @@ func (c *Client) Close() error {
 		c.emit(Event{Type: EventDisconnected, Gateway: gw, Reason: "closed by user"})
 	}
 	c.stopTunnel()
+	c.closeDNS()
 	c.closeTransport()
 	c.closeRecovery()
 	c.events.stop()
@@ -758,20 +770,4 @@ func (c *Client) Session() *ike.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.session
-}
-
-// resolve returns the addresses of host: the literal itself, or every A
-// and AAAA record.
-func resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{a.Unmap()}, nil
-	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil, err
-	}
-	for i := range addrs {
-		addrs[i] = addrs[i].Unmap()
-	}
-	return addrs, nil
 }

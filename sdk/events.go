@@ -52,6 +52,12 @@ type Event struct {
 	VirtualIP string
 	// DNS lists the gateway's DNS servers (connected).
 	DNS []string
+	// Domains are the split-DNS domains (RFC 8598) that DNS resolves
+	// (connected): queries for them and their subdomains go to DNS, the
+	// rest to the network's resolvers; empty means every query goes to
+	// DNS. Apps hand them to VpnService.Builder.addDnsServer and
+	// NEDNSSettings.matchDomains.
+	Domains []string
 	// Resumed is true when the IKE SA came from a resumption ticket.
 	Resumed bool
 	// IKESuite and ESPSuite name the negotiated algorithms (connected).
@@ -162,6 +168,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	if len(e.KeyExchanges) > 0 {
 		m["key_exchanges"] = e.KeyExchanges
+	}
+	if len(e.Domains) > 0 {
+		m["dns_domains"] = e.Domains
 	}
 	if e.Type == EventConnected {
 		m["resumed"] = e.Resumed
