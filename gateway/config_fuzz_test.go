@@ -16,6 +16,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"tickets":{"keys":[{"id":"k1","key_hex":"zz"}]}}`))
 	f.Add([]byte(`{"listen":[1],"auth":{"method":"pubkey","cert":"-----BEGIN CERTIFICATE-----\n"}}`))
 	f.Add([]byte(`{"psks":{"a":"b","a":"c"}}`))
+	f.Add([]byte(zoneConfig))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"listen":["x"]} trailing`))
 	f.Fuzz(func(t *testing.T, data []byte) {
