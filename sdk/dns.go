@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -181,4 +182,23 @@ func withMark(protect func(fd int) error, mark uint32) func(fd int) error {
 		}
 		return setMarkFD(fd, mark)
 	}
+}
+
+// RestoreSystemDNS undoes what a client of profile p that did not exit
+// cleanly (kill -9, a power cut) left in the system's DNS configuration:
+// the resolver file's original bytes and mode, or systemd-resolved's link
+// settings, as recorded in the state directory before they were changed.
+// NewClient does this itself; `qcdvpn down` calls it when no client runs.
+// It returns an error wrapping dnsconfig.ErrBusy while that client still
+// runs.
+func RestoreSystemDNS(p *Profile, opts Options) error {
+	if p == nil {
+		return errors.New("sdk: nil profile")
+	}
+	c := &Client{profile: p, opts: opts}
+	dir := c.stateDir()
+	if dir == "" {
+		return nil
+	}
+	return dnsconfig.RestoreLeftover(dir, nil, opts.Logger)
 }
