@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -37,5 +38,26 @@ func TestEventJSON(t *testing.T) {
 	json.Unmarshal(b, &d)
 	if _, ok := d["resumed"]; ok || d["reason"] != "closed by user" || d["type"] != "disconnected" {
 		t.Errorf("disconnected: %s", b)
+	}
+}
+
+// TestConnectedEventDNS: the servers and split domains reach the app as
+// "dns" and "dns_domains" (mobile apps hand them to the OS).
+func TestConnectedEventDNS(t *testing.T) {
+	e := Event{Type: EventConnected, DNS: []string{"10.200.0.53"}, Domains: []string{"corp.test", "lab.test"}}
+	b, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(m["dns"]) != "[10.200.0.53]" || fmt.Sprint(m["dns_domains"]) != "[corp.test lab.test]" {
+		t.Fatalf("connected event JSON %s", b)
+	}
+	b, _ = Event{Type: EventConnected}.MarshalJSON()
+	if strings.Contains(string(b), "dns") {
+		t.Fatalf("empty DNS fields written: %s", b)
 	}
 }
