@@ -381,3 +381,54 @@ func TestDNSRestoredAfterKill9(t *testing.T) {
 		t.Fatalf("record left: %v", err)
 	}
 }
+
+// TestSwanSplitDNS: strongSwan as the gateway hands out a DNS server and
+// a split domain (swanctl pool attributes dns and 25, INTERNAL_DNS_DOMAIN);
+// `qcdvpn up` applies them, and a name of the domain resolves through the
+// tunnel at a resolver behind strongSwan while other names use the
+// underlay resolver.
+func TestSwanSplitDNS(t *testing.T) {
+	requireEnv(t)
+	pair := testbed.NewPair(t)
+	inside := zoneHost(pair)
+	pair.Gateway.AddLoopbackAddr(t, netip.PrefixFrom(inside, 32))
+	// The resolver behind the gateway, reached only through the tunnel.
+	zone, err := dnstest.New("www.corp.test. 60 IN A " + wwwCorp(pair).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pair.Gateway.ListenPacket("udp", netip.AddrPortFrom(inside, 53).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	zone.Start(pc, nil)
+	t.Cleanup(zone.Close)
+	isp := underlayResolver(t, pair.Gateway, pair.GatewayIP)
+	conf := netnsResolvConf(t, pair.Client, fmt.Sprintf("nameserver %s\n", pair.GatewayIP))
+	before := readFileState(t, conf)
+
+	e, _ := gatewayOn(t, pair, gwOpts{auth: "psk", ikeProposal: "aes256gcm16-prfsha256-x25519",
+		poolExtras: fmt.Sprintf("dns = %s\n25 = corp.test", inside)})
+	p := profileFor(t, e, nil, "aes256gcm16-prfsha256-x25519")
+	p["state_dir"] = filepath.Join(e.dir, "state")
+	c := startClient(t, pair.Client, writeProfile(t, e.dir, p), "--tun", "qcdns2")
+	ev := c.waitEvent("connected", 20*time.Second)
+	if fmt.Sprint(ev["dns"]) != fmt.Sprintf("[%s]", inside) || fmt.Sprint(ev["dns_domains"]) != "[corp.test]" {
+		t.Fatalf("connected event from strongSwan: dns %v dns_domains %v", ev["dns"], ev["dns_domains"])
+	}
+	if got := resolveIn(t, pair.Client, "www.corp.test"); got != wwwCorp(pair).String() {
+		t.Fatalf("www.corp.test resolved to %q, want %s from the resolver behind strongSwan", got, wwwCorp(pair))
+	}
+	if got := resolveIn(t, pair.Client, "other.test"); got != "198.51.100.7" {
+		t.Fatalf("other.test resolved to %q, want the underlay resolver's", got)
+	}
+	if zone.Count("www.corp.test") == 0 || isp.Count("www.corp.test") != 0 {
+		t.Fatalf("www.corp.test: %d queries behind the tunnel, %d at the underlay resolver", zone.Count("www.corp.test"), isp.Count("www.corp.test"))
+	}
+	if err := c.stop(); err != nil {
+		t.Fatalf("qcdvpn up: %v", err)
+	}
+	if after := readFileState(t, conf); !after.equal(before) {
+		t.Fatalf("resolver file differs after down:\n%s", after.b)
+	}
+}

@@ -50,6 +50,7 @@ type gwOpts struct {
 	connExtras   string // more lines inside the connection
 	childExtras  string // more lines inside the child
 	chainDepth   int    // intermediate CAs above the gateway certificate
+	poolExtras   string // more lines inside pool4 (attributes such as dns)
 }
 
 // gateway starts strongSwan in a fresh pair and returns what a client
@@ -110,7 +111,7 @@ esp_proposals = %s
 }
 }
 }`, o.ikeProposal, o.connExtras, local, remote, pair.ProtectedPrefix(), o.espProposal, o.childExtras)
-	cfg.Pools = fmt.Sprintf("pool4 {\naddrs = %s\n}", pair.PoolPrefix())
+	cfg.Pools = fmt.Sprintf("pool4 {\naddrs = %s\n%s\n}", pair.PoolPrefix(), o.poolExtras)
 	swan := testbed.StartStrongSwan(t, pair.Gateway, cfg)
 	return &env{pair: pair, swan: swan, swanCfg: cfg, dir: t.TempDir()}, pki
 }
