@@ -432,3 +432,74 @@ func TestSwanSplitDNS(t *testing.T) {
 		t.Fatalf("resolver file differs after down:\n%s", after.b)
 	}
 }
+
+// TestFullTunnelDNS: with all traffic in the tunnel every query goes to
+// the tunnel's server (split domains are ignored, RFC 8598 §2), none to
+// the underlay resolver; yet the gateway name is refreshed before its TTL
+// ends at the underlay resolver, over the underlay (its socket carries
+// the tunnel's fwmark: unmarked, the query would be routed into the TUN
+// and dropped, as the child SA covers only the protected prefix).
+func TestFullTunnelDNS(t *testing.T) {
+	requireEnv(t)
+	pair := testbed.NewPair(t)
+	// The resolver is off-link, reached by the client's default route (a
+	// resolver on the link's subnet is reached directly whatever the
+	// mark: the main table's non-default routes win, as with wg-quick).
+	b4 := pair.Net.Addr().As4()
+	far := netip.AddrFrom4([4]byte{198, 18, b4[2], 53})
+	pair.Gateway.AddLoopbackAddr(t, netip.PrefixFrom(far, 32))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := pair.Client.Exec(ctx, "ip", "route", "add", "default", "via", pair.GatewayIP.String()); err != nil {
+		t.Fatal(err)
+	}
+	isp := underlayResolver(t, pair.Gateway, far, "gw.test. 1 IN A "+pair.GatewayIP.String())
+	conf := netnsResolvConf(t, pair.Client, fmt.Sprintf("nameserver %s\n", far))
+	before := readFileState(t, conf)
+	startDNSGateway(t, pair)
+	capture := startCapture(t, pair.Client, pair.Link.AIf)
+	dir := t.TempDir()
+	path := dnsProfile(t, pair, dir, "gw.test:4500")
+	raw, _ := os.ReadFile(path)
+	var p map[string]any
+	_ = json.Unmarshal(raw, &p)
+	p["traffic"] = map[string]any{"include": []string{"0.0.0.0/0"}}
+	c := startClient(t, pair.Client, writeProfile(t, dir, p), "--tun", "qcdns3")
+	ev := c.waitEvent("connected", 20*time.Second)
+	if _, ok := ev["dns_domains"]; ok {
+		t.Errorf("full tunnel: dns_domains %v reported, want none (RFC 8598 §2)", ev["dns_domains"])
+	}
+	connected := isp.Count("gw.test")
+	time.Sleep(200 * time.Millisecond) // tcpdump's lines of the first lookup
+	seen := len(capture.matching("gw.test"))
+	if got := resolveIn(t, pair.Client, "www.corp.test"); got != wwwCorp(pair).String() {
+		t.Fatalf("www.corp.test = %q", got)
+	}
+	if got := resolveIn(t, pair.Client, "other.test"); got != "" {
+		t.Fatalf("other.test = %q: answered outside the tunnel's server", got)
+	}
+	if n := isp.Count("other.test") + isp.Count("www.corp.test"); n != 0 {
+		t.Fatalf("%d queries reached the underlay resolver in a full tunnel", n)
+	}
+	// TTL 1 s is raised to 5 s and refreshed at 3/4 of it.
+	deadline := time.Now().Add(8 * time.Second)
+	for isp.Count("gw.test") == connected && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if isp.Count("gw.test") == connected {
+		t.Fatal("gw.test was not refreshed while connected")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if len(capture.matching("gw.test")) <= seen {
+		t.Fatalf("the refresh did not go over the underlay; capture:\n%s", strings.Join(capture.matching("53"), "\n"))
+	}
+	if leaked := append(capture.matching("corp.test"), capture.matching("other.test")...); len(leaked) > 0 {
+		t.Fatalf("queries on the underlay in a full tunnel:\n%s", strings.Join(leaked, "\n"))
+	}
+	if err := c.stop(); err != nil {
+		t.Fatalf("qcdvpn up: %v", err)
+	}
+	if after := readFileState(t, conf); !after.equal(before) {
+		t.Fatalf("resolver file differs after down:\n%s", after.b)
+	}
+}
