@@ -87,6 +87,9 @@ class QcdVpnService : VpnService() {
         val ip = ev.getString("virtual_ip")
         b.addAddress(ip, if (ip.contains(':')) 128 else 32)
         ev.optJSONArray("dns")?.let { for (i in 0 until it.length()) b.addDnsServer(it.getString(i)) }
+        // VpnService has no per-domain DNS routing: the split domains
+        // (RFC 8598) become search domains, the servers serve every query.
+        ev.optJSONArray("dns_domains")?.let { for (i in 0 until it.length()) b.addSearchDomain(it.getString(i)) }
         // The profile's traffic.include; a full tunnel would add 0.0.0.0/0 and ::/0.
         b.addRoute("10.200.0.0", 24)
         val pfd = b.establish() ?: throw IllegalStateException("VPN permission revoked")

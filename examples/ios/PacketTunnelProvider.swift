@@ -62,18 +62,25 @@ final class PacketTunnelProvider: NEPacketTunnelProvider {
     // (again after a failover that changed them); the utun stays the same.
     private func apply(_ ev: [String: Any]) {
         guard let ip = ev["virtual_ip"] as? String else { return }
-        setTunnelNetworkSettings(settings(address: ip, dns: ev["dns"] as? [String] ?? [])) { error in
+        let dns = ev["dns"] as? [String] ?? [], domains = ev["dns_domains"] as? [String] ?? []
+        setTunnelNetworkSettings(settings(address: ip, dns: dns, domains: domains)) { error in
             if let error = error { os_log("settings: %{public}@", error.localizedDescription) }
         }
     }
 
-    private func settings(address: String, dns: [String]) -> NEPacketTunnelNetworkSettings {
+    // domains are the split-DNS domains (RFC 8598): only their queries go
+    // to dns; none means every query does.
+    private func settings(address: String, dns: [String], domains: [String] = []) -> NEPacketTunnelNetworkSettings {
         let s = NEPacketTunnelNetworkSettings(tunnelRemoteAddress: "127.0.0.1")
         let v4 = NEIPv4Settings(addresses: [address], subnetMasks: ["255.255.255.255"])
         // The profile's traffic.include; a full tunnel uses NEIPv4Route.default().
         v4.includedRoutes = [NEIPv4Route(destinationAddress: "10.200.0.0", subnetMask: "255.255.255.0")]
         s.ipv4Settings = v4
-        if !dns.isEmpty { s.dnsSettings = NEDNSSettings(servers: dns) }
+        if !dns.isEmpty {
+            let d = NEDNSSettings(servers: dns)
+            if !domains.isEmpty { d.matchDomains = domains }
+            s.dnsSettings = d
+        }
         s.mtu = 1400
         return s
     }
