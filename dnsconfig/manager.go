@@ -87,9 +87,10 @@ type Manager struct {
 
 	mu   sync.Mutex
 	st   *state // nil until the first Apply
-	fwd  *forwarder
-	ctl  controls
-	link string
+	fwd    *forwarder
+	ctl    controls
+	link   string
+	closed bool // after Close nothing is changed again
 }
 
 // New checks opts and undoes what an earlier, crashed run left behind.
@@ -202,6 +203,11 @@ func (m *Manager) Apply(s Settings) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		// A connect that finished after Close must not change the
+		// system again: nothing would restore it.
+		return errors.New("dnsconfig: closed")
+	}
 	if m.backend == BackendResolved {
 		if s.Link == "" {
 			return errors.New("dnsconfig: systemd-resolved needs the TUN's name")
@@ -285,10 +291,12 @@ func (m *Manager) Hold() {
 	}
 }
 
-// Close restores what Apply changed, exactly, and removes the record.
+// Close restores what Apply changed, exactly, and removes the record;
+// later Applies fail.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	if m.st == nil {
 		return nil
 	}

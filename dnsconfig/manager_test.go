@@ -182,6 +182,10 @@ func TestForwarderSplitAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.checkRestored(t)
+	if err := m.Apply(f.settings(false)); err == nil {
+		t.Fatal("Apply after Close changed the system again")
+	}
+	f.checkRestored(t)
 }
 
 func TestForwarderHoldsDuringFailover(t *testing.T) {
