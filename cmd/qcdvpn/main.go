@@ -70,6 +70,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	events := fs.String("events", "text", "event output: text (human lines on stderr) or json (one object per line on stdout)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
 	tunName := fs.String("tun", "qcd0", "name of the kernel TUN interface to create (needs root)")
+	applyDNS := dnsFlags(fs)
 	useNetstack := fs.Bool("netstack", false, "rootless: run the tunnel in an in-process network stack instead of a kernel TUN")
 	var forwards forwardList
 	fs.Var(&forwards, "forward", "with --netstack: LISTEN=TARGET forwards local TCP port LISTEN (host:port) through the tunnel to TARGET; repeatable")
@@ -94,6 +95,10 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	dnsOpts, ok := applyDNS(stderr)
+	if !ok {
+		return 2
+	}
 	p, err := sdk.LoadProfile(*profilePath)
 	if err != nil {
 		fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
@@ -101,6 +106,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	opts := sdk.Options{Logger: log, OnEvent: eventPrinter(*events, stdout, stderr, humanEvent), TUNName: *tunName}
+	opts.DNS = dnsOpts
 	if *useNetstack {
 		opts.DataPlane = sdk.DataPlaneNetstack
 	}

@@ -27,6 +27,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"up", "-p", bad}, 1, `unknown field "gatways"`},
 		{[]string{"up", "-p", secret}, 1, "gateways[0]"},
 		{[]string{"up", "-p", bad, "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"up", "-p", bad, "--dns", "dnsmasq"}, 2, `--dns: "dnsmasq" is not one of`},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
