@@ -60,6 +60,7 @@ type Resolver struct {
 	log     *slog.Logger
 	control atomic.Pointer[func(fd int) error]
 	queries atomic.Uint64
+	running atomic.Int32 // Run loops refreshing the cache
 
 	mu    sync.Mutex
 	names map[string]*entry
@@ -107,31 +108,44 @@ func (r *Resolver) SetControl(fn func(fd int) error) {
 func (r *Resolver) Queries() uint64 { return r.queries.Load() }
 
 // Lookup returns every address of host: the literal itself, or its A
-// records then its AAAA records, each in the order the server gave. A
-// cached answer is returned at once, even past its TTL (it is refreshed
-// in the background); only a name never resolved is asked for now.
+// records then its AAAA records, each in the order the server gave. While
+// Run runs, a cached answer is returned at once, even past its TTL (Run
+// refreshes it); only a name never resolved is asked for now. Without
+// Run, an expired answer is asked for again, and still used if that
+// fails.
 func (r *Resolver) Lookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{a.Unmap()}, nil
 	}
 	name := strings.ToLower(strings.TrimSuffix(host, "."))
 	r.mu.Lock()
+	var cached []netip.Addr
 	if e, ok := r.names[name]; ok {
-		addrs := append([]netip.Addr(nil), e.addrs...)
+		cached = append([]netip.Addr(nil), e.addrs...)
 		stale := time.Since(e.fetched) >= e.ttl
 		r.mu.Unlock()
-		if stale {
-			r.kick()
+		if !stale {
+			return cached, nil
 		}
-		return addrs, nil
+		if r.running.Load() > 0 {
+			r.kick()
+			return cached, nil
+		}
+	} else {
+		r.mu.Unlock()
 	}
-	r.mu.Unlock()
 	addrs, ttl, err := r.query(ctx, name)
 	if err != nil {
+		if cached != nil {
+			r.log.Info("looking a gateway name up again failed; using its old addresses", "name", name, "err", err)
+			return cached, nil
+		}
 		return nil, err
 	}
 	r.mu.Lock()
-	if len(r.names) < maxNames {
+	if e, ok := r.names[name]; ok {
+		e.addrs, e.ttl, e.fetched, e.failed = addrs, ttl, time.Now(), time.Time{}
+	} else if len(r.names) < maxNames {
 		r.names[name] = &entry{addrs: addrs, fetched: time.Now(), ttl: ttl}
 	}
 	r.mu.Unlock()
@@ -151,6 +165,8 @@ func (r *Resolver) kick() {
 // when a failover needs them. A refresh that fails keeps the old
 // addresses and is retried every 10 s.
 func (r *Resolver) Run(ctx context.Context) {
+	r.running.Add(1)
+	defer r.running.Add(-1)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {

@@ -176,3 +176,28 @@ func mustRR(t *testing.T, s string) dns.RR {
 	}
 	return rr
 }
+
+// TestExpiredWithoutRun: with no Run refreshing, an expired name is asked
+// again on Lookup; if that fails the old addresses still serve.
+func TestExpiredWithoutRun(t *testing.T) {
+	srv, addr := startServer(t, "gw.test. 1 IN A 192.0.2.1")
+	r := New(Options{Servers: []netip.AddrPort{addr}, Timeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := r.Lookup(ctx, "gw.test"); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.names["gw.test"].fetched = time.Now().Add(-time.Minute)
+	r.mu.Unlock()
+	if _, err := r.Lookup(ctx, "gw.test"); err != nil || srv.Count("gw.test") != 4 {
+		t.Fatalf("expired lookup: %v, %d queries (want 4)", err, srv.Count("gw.test"))
+	}
+	r.mu.Lock()
+	r.names["gw.test"].fetched = time.Now().Add(-time.Minute)
+	r.mu.Unlock()
+	srv.SetSilent(true)
+	got, err := r.Lookup(ctx, "gw.test")
+	if err != nil || len(got) != 1 || got[0] != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("expired lookup with a dead server: %v, %v", got, err)
+	}
+}
