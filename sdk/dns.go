@@ -46,6 +46,7 @@ type clientDNS struct {
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc // the refresh loop's
+	closed  bool
 	protect func(fd int) error
 }
 
@@ -115,6 +116,11 @@ func (c *Client) splitDomains(s *ike.Session) []string {
 func (c *Client) dnsUp(s *ike.Session, tn *tunnel) {
 	d := c.dns
 	d.mu.Lock()
+	if d.closed {
+		// Close ran while this connect finished: nothing more to set up.
+		d.mu.Unlock()
+		return
+	}
 	if d.cancel == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		d.cancel = cancel
@@ -156,6 +162,7 @@ func (c *Client) dnsHold() {
 func (c *Client) closeDNS() {
 	d := c.dns
 	d.mu.Lock()
+	d.closed = true
 	if d.cancel != nil {
 		d.cancel()
 		d.cancel = nil
