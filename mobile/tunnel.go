@@ -132,6 +132,8 @@ func NewTunnel(profileJSON string, tunFD int32, platform Platform) (*Tunnel, err
 		},
 	}
 	opts.KeyProvider = platformKey{p: platform, fallbackDir: stateDirOf(opts.StateDir, p)}
+	// Gateway names are refreshed at most once a minute: a wake-up each.
+	opts.DNS.MinTTL = time.Minute
 	switch {
 	case tunFD >= 0:
 		dev, err := fromFD(tunFD, p)

@@ -23,9 +23,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Limits of the cache: a TTL below MinTTL is raised (a gateway name with
-// TTL 0 would otherwise be looked up on every failover), one above MaxTTL
-// lowered; FallbackTTL is kept for answers of the system resolver, which
+// Limits of the cache: a TTL below MinTTL (or Options.MinTTL) is raised
+// (a gateway name with TTL 0 would otherwise be looked up on every
+// failover), one above MaxTTL lowered; FallbackTTL is kept for answers of the system resolver, which
 // gives no TTL.
 const (
 	MinTTL      = 5 * time.Second
@@ -49,6 +49,9 @@ type Options struct {
 	Control func(fd int) error
 	// Timeout bounds one query to one server (default 2 s).
 	Timeout time.Duration
+	// MinTTL is the least time an answer is kept (default MinTTL); a
+	// larger one spares a mobile device wake-ups for short-lived names.
+	MinTTL time.Duration
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -57,6 +60,7 @@ type Options struct {
 type Resolver struct {
 	servers []netip.AddrPort
 	timeout time.Duration
+	minTTL  time.Duration
 	log     *slog.Logger
 	control atomic.Pointer[func(fd int) error]
 	queries atomic.Uint64
@@ -78,7 +82,7 @@ type entry struct {
 // New returns a resolver asking opts.Servers.
 func New(opts Options) *Resolver {
 	r := &Resolver{servers: append([]netip.AddrPort(nil), opts.Servers...), timeout: opts.Timeout,
-		log: opts.Logger, names: map[string]*entry{}, wake: make(chan struct{}, 1)}
+		minTTL: min(max(opts.MinTTL, MinTTL), MaxTTL), log: opts.Logger, names: map[string]*entry{}, wake: make(chan struct{}, 1)}
 	if r.timeout <= 0 {
 		r.timeout = 2 * time.Second
 	}
@@ -318,7 +322,7 @@ func (r *Resolver) ask(ctx context.Context, srv netip.AddrPort, name string) ([]
 		}
 		return nil, 0, fmt.Errorf("%s: server %s answered %s", name, srv, dns.RcodeToString[rcode])
 	}
-	d := min(max(time.Duration(ttl)*time.Second, MinTTL), MaxTTL)
+	d := min(max(time.Duration(ttl)*time.Second, r.minTTL), MaxTTL)
 	return addrs, d, nil
 }
 

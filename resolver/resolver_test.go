@@ -201,3 +201,22 @@ func TestExpiredWithoutRun(t *testing.T) {
 		t.Fatalf("expired lookup with a dead server: %v, %v", got, err)
 	}
 }
+
+func TestMinTTLOption(t *testing.T) {
+	_, addr := startServer(t, "gw.test. 1 IN A 192.0.2.1", "long.test. 86400 IN A 192.0.2.2")
+	for _, tc := range []struct {
+		min, want time.Duration
+		name      string
+	}{{0, MinTTL, "gw.test"}, {time.Minute, time.Minute, "gw.test"}, {0, MaxTTL, "long.test"}} {
+		r := New(Options{Servers: []netip.AddrPort{addr}, MinTTL: tc.min})
+		if _, err := r.Lookup(context.Background(), tc.name); err != nil {
+			t.Fatal(err)
+		}
+		r.mu.Lock()
+		got := r.names[tc.name].ttl
+		r.mu.Unlock()
+		if got != tc.want {
+			t.Errorf("MinTTL %v, %s: kept for %v, want %v", tc.min, tc.name, got, tc.want)
+		}
+	}
+}

@@ -37,6 +37,10 @@ type DNSOptions struct {
 	// Hold bounds how long a query for the tunnel waits during a
 	// failover before it is answered SERVFAIL (default 3 s).
 	Hold time.Duration
+	// MinTTL is the least time a gateway name's addresses are kept before
+	// they are refreshed (default and lowest 5 s): each refresh wakes the
+	// device, so mobile apps use more (package mobile: 1 min).
+	MinTTL time.Duration
 }
 
 // clientDNS is a client's DNS state.
@@ -82,7 +86,7 @@ func (c *Client) openDNS(r *ResolvedProfile) {
 			c.log.Info("no resolver file; gateway names go to the system resolver", "err", err)
 		}
 	}
-	d.res = resolver.New(resolver.Options{Servers: servers, Control: c.opts.Protect, Logger: c.log})
+	d.res = resolver.New(resolver.Options{Servers: servers, Control: c.opts.Protect, MinTTL: o.MinTTL, Logger: c.log})
 }
 
 // lookup returns every address of a gateway name from the cache (see

@@ -59,6 +59,20 @@
 // still resumes; Options.KeyProvider supplies the sealing key (mobile:
 // Keystore/Keychain), by default a 0600 key file beside the store.
 //
+// # DNS
+//
+// Gateway names are resolved with the underlying network's DNS servers
+// (Options.DNS.NetworkServers, else the resolver file read before the
+// tunnel changes it), over sockets passed to Options.Protect and, with a
+// kernel TUN, marked to bypass the tunnel. Every A and AAAA record is a
+// candidate for failover; answers are cached for their TTL and refreshed
+// in the background, so a failover asks no one. The gateway's DNS servers
+// and RFC 8598 split domains come in the connected event (DNS, Domains);
+// with DataPlaneKernel on Linux the client applies them itself (systemd-
+// resolved, else a local forwarder with the resolver file rewritten and
+// restored exactly, even after a crash: RestoreSystemDNS), and holds
+// queries for the tunnel during a failover rather than leak them.
+//
 // # Events and counters
 //
 // Everything that happens is reported as an Event through Options.OnEvent,
@@ -76,7 +90,8 @@
 //
 // Nothing polls. A connected client with no traffic wakes only for its
 // NAT keepalive (timers.keepalive, 20 s by default; package mobile uses
-// 45 s) and its liveness check (timers.liveness, 30 s); the first packet
+// 45 s), its liveness check (timers.liveness, 30 s) and the refresh of a
+// gateway name at 3/4 of its TTL (DNSOptions.MinTTL); the first packet
 // after a quiet spell wakes the IKE session rather than a timer, and while
 // traffic flows the session looks at it twice per timers.fast_liveness.
 // Client.Wakeups counts the timer wake-ups. SA lifetimes and ticket expiry
