@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
@@ -77,10 +78,16 @@ func exchange(ctx context.Context, conn *net.UnixConn, r *bufio.Reader, req Requ
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return Reply{}, connErr(ctx, err)
+	_, werr := conn.Write(append(b, '\n'))
+	if werr != nil {
+		// The server may have refused us and closed before reading: its
+		// reason is still there to read.
+		conn.SetReadDeadline(time.Now().Add(time.Second))
 	}
 	line, err := readLine(r, maxReplySize)
+	if werr != nil && err != nil {
+		return Reply{}, connErr(ctx, werr)
+	}
 	if err != nil {
 		return Reply{}, connErr(ctx, err)
 	}
