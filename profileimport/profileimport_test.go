@@ -57,7 +57,7 @@ func TestConvertGood(t *testing.T) {
 				"x-comment: unknown key, ignored",
 			}},
 		{file: "eap-tls.sswan", opts: Options{P12Password: "test"}, format: FormatSSwan,
-			files: map[string][]byte{"eap-tls-v6-ca.pem": caPEM, "eap-tls-v6-cert.pem": alicePEM, "eap-tls-v6-key.pem": nil},
+			files:    map[string][]byte{"eap-tls-v6-ca.pem": caPEM, "eap-tls-v6-cert.pem": alicePEM, "eap-tls-v6-key.pem": nil},
 			warnings: []string{"split-tunneling.block-ipv6: ignored: IPv6 traffic outside the tunnel's subnets is not blocked"}},
 		{file: "cert-p12-ca.sswan", opts: Options{P12Password: "test"}, format: FormatSSwan,
 			files:    map[string][]byte{"p12-with-ca-ca.pem": caPEM, "p12-with-ca-cert.pem": alicePEM, "p12-with-ca-key.pem": nil},
