@@ -60,7 +60,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 // printStatus writes the human summary of st.
 func printStatus(w io.Writer, st control.Status, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	line := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, args...)...) }
+	line := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, args...)...)
+	}
 	line("state", "%s", st.State)
 	if st.Profile != "" {
 		line("profile", "%s", st.Profile)

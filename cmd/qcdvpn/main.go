@@ -77,4 +77,3 @@ func run(args []string, stdout, stderr io.Writer) int {
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
-
