@@ -58,6 +58,7 @@ type Engine struct {
 	subs      map[int]chan sdk.Event
 	nextSub   int
 	shut      bool
+	stopping  bool // Shutdown has begun
 	done      chan struct{}
 }
 
@@ -77,6 +78,14 @@ func NewEngine(opts EngineOptions) *Engine {
 
 // Done is closed once Shutdown has finished.
 func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// ShuttingDown reports whether Shutdown has been called: a Connect that
+// fails then failed because of it.
+func (e *Engine) ShuttingDown() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
 
 // Client is the current sdk client (nil when idle or disconnected):
 // `up --netstack --forward` dials through its Net.
@@ -349,6 +358,9 @@ func (e *Engine) Disconnect(ctx context.Context) error {
 // Shutdown implements Backend: it disconnects, ends every event stream
 // and closes Done.
 func (e *Engine) Shutdown() {
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
 	e.Disconnect(context.Background())
 	e.mu.Lock()
 	if e.shut {

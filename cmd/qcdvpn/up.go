@@ -128,9 +128,13 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 	}
 	if p != nil {
 		if err := engine.ConnectProfile(ctx, p); err != nil {
+			down := engine.ShuttingDown() // `qcdvpn down` during the connect
 			engine.Shutdown()
 			if ctx.Err() != nil {
 				return 130
+			}
+			if down {
+				return 0
 			}
 			fmt.Fprintf(stderr, "qcdvpn: %s\n", oneLine(err))
 			return 1
