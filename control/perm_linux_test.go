@@ -94,6 +94,31 @@ func TestSocketRefusesOtherUsers(t *testing.T) {
 	if got := asUser(t, exe, path, 0); got != "ok connected" {
 		t.Errorf("root: %q", got)
 	}
+	// The directory belonged to the owner; a later root run without an
+	// owner takes it back.
+	if uid := ownerOf(t, filepath.Dir(path)); uid != owner {
+		t.Errorf("directory owned by %d, want %d", uid, owner)
+	}
+	s.Close()
+	<-done
+	s2, err := Listen(path, ServerOptions{})
+	if err != nil {
+		t.Fatalf("Listen again as root: %v", err)
+	}
+	defer s2.Close()
+	if uid := ownerOf(t, filepath.Dir(path)); uid != 0 {
+		t.Errorf("directory owned by %d after a root run, want 0", uid)
+	}
+	done <- nil // for the cleanup
+}
+
+func ownerOf(t *testing.T, path string) int {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(fi.Sys().(*syscall.Stat_t).Uid)
 }
 
 func copyFile(t *testing.T, dst string) {

@@ -125,19 +125,29 @@ func prepareDir(dir string, euid, owner int, mode os.FileMode) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	if uid, ok := fileOwner(fi); ok && uid != euid && uid != 0 && uid != owner {
+	ours := created || strings.HasPrefix(filepath.Base(dir), "qcdvpn")
+	if uid, ok := fileOwner(fi); ok && uid != euid && uid != 0 && uid != owner && !(ours && euid == 0) {
 		return fmt.Errorf("directory %s belongs to uid %d, not to us", dir, uid)
 	}
-	if !created && !strings.HasPrefix(filepath.Base(dir), "qcdvpn") {
+	if !ours {
 		return nil // someone else's directory, such as /tmp: leave it as it is
 	}
-	if err := os.Chmod(dir, mode); err != nil {
-		return err
+	if euid == 0 {
+		// Take it back first (an earlier run may have given it to
+		// another user), then open it to this run's owner.
+		to := 0
+		if owner >= 0 {
+			to = owner
+		}
+		if err := chown(dir, 0); err != nil {
+			return err
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			return err
+		}
+		return chown(dir, to)
 	}
-	if owner >= 0 {
-		return chown(dir, owner)
-	}
-	return nil
+	return os.Chmod(dir, mode)
 }
 
 // removeStale removes a socket nobody serves; a live one is ErrInUse.

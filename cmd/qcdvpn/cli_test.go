@@ -141,3 +141,28 @@ func TestImportCLI(t *testing.T) {
 		t.Errorf("import without FILE: %d", code)
 	}
 }
+
+func TestControlOwners(t *testing.T) {
+	t.Setenv("SUDO_UID", "")
+	if got, err := controlOwners("1234"); err != nil || len(got) != 1 || got[0] != 1234 {
+		t.Errorf("1234: %v %v", got, err)
+	}
+	if got, err := controlOwners("root"); err != nil || len(got) != 1 || got[0] != 0 {
+		t.Errorf("root: %v %v", got, err)
+	}
+	if _, err := controlOwners("no-such-user-qcdvpn"); err == nil || err.Error() != `no user "no-such-user-qcdvpn"` {
+		t.Errorf("unknown user: %v", err)
+	}
+	if _, err := controlOwners("-5"); err == nil {
+		t.Error("negative uid accepted")
+	}
+	if got, _ := controlOwners(""); len(got) != 0 {
+		t.Errorf("default without sudo: %v", got)
+	}
+	if os.Geteuid() == 0 {
+		t.Setenv("SUDO_UID", "1000")
+		if got, _ := controlOwners(""); len(got) != 1 || got[0] != 1000 {
+			t.Errorf("under sudo: %v", got)
+		}
+	}
+}
