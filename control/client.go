@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -26,24 +28,41 @@ type Client struct {
 	r    *bufio.Reader
 }
 
-// Dial connects to the socket at path (DefaultPath if empty).
+// Dial connects to the socket at path (DefaultPath if empty). When path
+// is the default of a user other than root and nothing serves it, Dial
+// tries SystemPath too: a `sudo qcdvpn up` serves there, and lets that
+// user in (--control-owner).
 func Dial(ctx context.Context, path string) (*Client, error) {
 	if path == "" {
 		path = DefaultPath()
 	}
 	conn, err := dial(ctx, path)
+	if errors.Is(err, errNotRunning) && path == DefaultPath() && path != SystemPath && os.Getenv("QCDVPN_CONTROL") == "" && runtime.GOOS != "windows" {
+		if c, serr := dial(ctx, SystemPath); serr == nil {
+			conn, err, path = c, nil, SystemPath
+		} else if !errors.Is(serr, errNotRunning) {
+			err = serr // it is there, but refuses us: say so
+		} else {
+			err = fmt.Errorf("%w (nothing serves %s or %s)", errNotRunning, path, SystemPath)
+		}
+	} else if errors.Is(err, errNotRunning) {
+		err = fmt.Errorf("%w (nothing serves %s)", errNotRunning, path)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &Client{path: path, conn: conn, r: bufio.NewReader(conn)}, nil
 }
 
+// errNotRunning is Dial's error when no server listens at the path.
+var errNotRunning = errors.New("no qcdvpn is running")
+
 func dial(ctx context.Context, path string) (*net.UnixConn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("no qcdvpn is running (nothing serves %s)", path)
+			return nil, errNotRunning
 		}
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, fmt.Errorf("control socket %s: permission denied", path)

@@ -29,6 +29,9 @@ import (
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
 
+// SystemPath is where `qcdvpn up` serves when run as root.
+const SystemPath = "/run/qcdvpn/control.sock"
+
 // DefaultPath is where `qcdvpn up` serves and the clients look by
 // default: $QCDVPN_CONTROL if set; for root /run/qcdvpn/control.sock;
 // else $XDG_RUNTIME_DIR/qcdvpn/control.sock; else
@@ -38,7 +41,7 @@ func DefaultPath() string {
 		return p
 	}
 	if runtime.GOOS != "windows" && os.Geteuid() == 0 {
-		return "/run/qcdvpn/control.sock"
+		return SystemPath
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "qcdvpn", "control.sock")
