@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/qcdvpn/qcdvpn/internal/pemfile"
+	"github.com/qcdvpn/qcdvpn/profileimport"
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
 
@@ -44,6 +45,9 @@ type Entry struct {
 	Name string
 	// Gateways are the profile's gateways, primary first.
 	Gateways []string
+	// Warnings (from Import) name what an imported .sswan said that the
+	// profile leaves out.
+	Warnings []string
 }
 
 // List returns the stored profiles sorted by name. Files that no longer
@@ -107,37 +111,59 @@ func (s *Store) Remove(name string) error {
 	return nil
 }
 
-// Importer turns a foreign profile format (strongSwan's .sswan) into a
-// qcdvpn profile JSON document. srcDir is the directory of the imported
-// file, for relative paths.
-type Importer func(data []byte, srcDir string) ([]byte, error)
+// Secrets is what a .sswan file cannot hold and the user gives on import.
+type Secrets struct {
+	// Password is the EAP password of an ikev2-eap profile.
+	Password string
+	// P12Password decrypts an encrypted PKCS#12 container (local.p12).
+	P12Password string
+}
+
+// NeedSecret says which secret an import lacks: "password" (EAP) or
+// "p12" (the PKCS#12 container's), or "" if the error is another one.
+func NeedSecret(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "holds no password"):
+		return "password"
+	case strings.Contains(s, "container is encrypted"), strings.Contains(s, "local.p12: wrong password"):
+		return "p12"
+	}
+	return ""
+}
 
 // ImportFile imports the profile at path (see Import).
-func (s *Store) ImportFile(path string, sswan Importer) (Entry, error) {
-	data, err := pemfile.ReadFile(path, sdk.MaxProfileSize)
+func (s *Store) ImportFile(path string, sec Secrets) (Entry, error) {
+	data, err := pemfile.ReadFile(path, profileimport.MaxInputSize)
 	if err != nil {
 		return Entry{}, fmt.Errorf("import %s: %s", filepath.Base(path), pemfile.PathErrReason(err))
 	}
-	return s.Import(filepath.Base(path), data, filepath.Dir(path), sswan)
+	return s.Import(filepath.Base(path), data, filepath.Dir(path), sec)
 }
 
 // Import validates a profile and stores it under its name, replacing a
-// stored profile of the same name. fileName says the format: ".sswan"
-// files go through sswan (nil: refused), anything else must be a qcdvpn
-// JSON profile. Relative file paths in the profile (ca, auth.cert,
-// auth.key, state_dir) are made absolute against srcDir, so the stored
-// copy still finds them, and the files must exist and parse.
-func (s *Store) Import(fileName string, data []byte, srcDir string, sswan Importer) (Entry, error) {
+// stored profile of the same name. A strongSwan Android profile (.sswan)
+// is converted by profileimport, its certificates and key put inline, so
+// the stored profile is one self-contained file; sec gives the secrets a
+// .sswan cannot hold. A qcdvpn JSON profile is parsed strictly; its
+// relative file paths (ca, auth.cert, auth.key, state_dir) are made
+// absolute against srcDir so the stored copy still finds them, and the
+// files must exist and parse. Entry.Warnings lists what a .sswan said
+// that the profile leaves out.
+func (s *Store) Import(fileName string, data []byte, srcDir string, sec Secrets) (Entry, error) {
 	fail := func(err error) (Entry, error) { return Entry{}, fmt.Errorf("import %s: %s", fileName, oneLine(err)) }
-	if strings.EqualFold(filepath.Ext(fileName), ".sswan") {
-		if sswan == nil {
-			return fail(errors.New(".sswan profiles need the importer, which this build lacks"))
-		}
-		out, err := sswan(data, srcDir)
-		if err != nil {
-			return fail(err)
-		}
-		data = out
+	res, err := profileimport.Convert(data, profileimport.Options{Inline: true, Password: sec.Password, P12Password: sec.P12Password})
+	if err != nil {
+		return fail(err)
+	}
+	data = res.Profile
+	var warnings []string
+	if res.Format == profileimport.FormatSSwan {
+		warnings = res.Warnings
+		srcDir = "" // inline PEM; nothing relative to resolve
 	}
 	if _, err := sdk.ParseProfile(data); err != nil {
 		return fail(err)
@@ -180,7 +206,7 @@ func (s *Store) Import(fileName string, data []byte, srcDir string, sswan Import
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return fail(err)
 	}
-	return Entry{Name: p.Name, Gateways: p.Gateways}, nil
+	return Entry{Name: p.Name, Gateways: p.Gateways, Warnings: warnings}, nil
 }
 
 // file is the path of profile name; names that cannot be file names

@@ -21,6 +21,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/qcdvpn/qcdvpn/profileimport"
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
 
@@ -45,8 +46,6 @@ type Options struct {
 	Mode string
 	// Store holds the profiles.
 	Store *Store
-	// SSwan converts .sswan files on import; nil refuses them.
-	SSwan Importer
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// NoTray leaves the system tray out (no session bus to put it on).
@@ -103,6 +102,8 @@ type UI struct {
 	trayConnect   *fyne.MenuItem
 	trayDisc      *fyne.MenuItem
 	notify        func(*fyne.Notification)
+	secretDialog  *dialog.FormDialog
+	secretEntry   *widget.Entry
 }
 
 // Field names of the status panel, in display order.
@@ -562,7 +563,7 @@ func (u *UI) importChosen(r fyne.URIReadCloser, err error) {
 		return // cancelled
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, sdk.MaxProfileSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, profileimport.MaxInputSize+1))
 	if err != nil {
 		u.showError(fmt.Errorf("import %s: %s", r.URI().Name(), oneLine(err)))
 		return
@@ -571,7 +572,24 @@ func (u *UI) importChosen(r fyne.URIReadCloser, err error) {
 	if r.URI().Scheme() == "file" {
 		dir = filepath.Dir(r.URI().Path())
 	}
-	e, err := u.opts.Store.Import(r.URI().Name(), data, dir, u.opts.SSwan)
+	u.importData(r.URI().Name(), data, dir, Secrets{})
+}
+
+// importData imports one file, asking for the secret a .sswan lacks
+// (the EAP password, the PKCS#12 password) and trying again with it.
+func (u *UI) importData(name string, data []byte, dir string, sec Secrets) {
+	e, err := u.opts.Store.Import(name, data, dir, sec)
+	if need := NeedSecret(err); need != "" {
+		u.askSecret(name, need, func(secret string) {
+			if need == "password" {
+				sec.Password = secret
+			} else {
+				sec.P12Password = secret
+			}
+			u.importData(name, data, dir, sec)
+		})
+		return
+	}
 	if err != nil {
 		u.showError(err)
 		return
@@ -580,7 +598,34 @@ func (u *UI) importChosen(r fyne.URIReadCloser, err error) {
 	u.selected = e.Name
 	u.reloadProfiles()
 	u.addLog(u.now(), fmt.Sprintf("Imported profile %q (%s)", e.Name, strings.Join(e.Gateways, ", ")))
+	for _, w := range e.Warnings {
+		u.addLog(u.now(), "Import note: "+w)
+	}
 	u.render()
+}
+
+// askSecret shows a password dialog; then calls fn with what was typed.
+// The dialog is kept in u.secretDialog for tests.
+func (u *UI) askSecret(file, need string, fn func(string)) {
+	label := "EAP password"
+	hint := file + " holds the username but not the password"
+	if need == "p12" {
+		label = "Certificate password"
+		hint = "the certificate container in " + file + " is encrypted"
+	}
+	entry := widget.NewPasswordEntry()
+	u.secretEntry = entry
+	d := dialog.NewForm("Import "+file, "Import", "Cancel",
+		[]*widget.FormItem{widget.NewFormItem(label, entry), widget.NewFormItem("", widget.NewLabel(hint))},
+		func(ok bool) {
+			u.secretEntry = nil
+			if ok && entry.Text != "" {
+				fn(entry.Text)
+			}
+		}, u.win)
+	u.secretDialog = d
+	d.Resize(fyne.NewSize(460, 200))
+	d.Show()
 }
 
 func (u *UI) removeSelected() {

@@ -40,7 +40,7 @@ func newHarness(t *testing.T, profiles ...string) *harness {
 	h := &harness{t: t, fake: &fakeBackend{st: Status{State: StateIdle}}, q: make(uiQueue, 4096),
 		store: NewStore(filepath.Join(t.TempDir(), "profiles"))}
 	for i, p := range profiles {
-		if _, err := h.store.Import("p"+string(rune('0'+i))+".json", []byte(p), "", nil); err != nil {
+		if _, err := h.store.Import("p"+string(rune('0'+i))+".json", []byte(p), "", Secrets{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -292,8 +292,9 @@ func countColor(img image.Image, c color.RGBA) int {
 }
 
 // TestImport taps Import (a file dialog opens), then feeds the dialog's
-// callback the files a user would pick: a qcdvpn JSON profile with a
-// relative CA path, a broken one, and a .sswan file without an importer.
+// callback the files a user would pick: a qcdvpn JSON profile, a broken
+// one, strongSwan Android profiles (.sswan) with a certificate and with
+// EAP (the app asks for the password), and a broken .sswan.
 func TestImport(t *testing.T) {
 	h := newHarness(t)
 	u := h.ui
@@ -338,13 +339,64 @@ func TestImport(t *testing.T) {
 	if !strings.HasPrefix(u.message.Text, "import broken.json: profile: ") || len(u.profiles) != 1 {
 		t.Fatalf("broken import: message %q, %d profiles", u.message.Text, len(u.profiles))
 	}
-	u.importChosen(write("phone.sswan", `{"uuid":"x"}`), nil)
-	if u.message.Text != "import phone.sswan: .sswan profiles need the importer, which this build lacks" {
-		t.Fatalf(".sswan without importer: %q", u.message.Text)
+	sample := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("..", "profileimport", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// A .sswan with the client certificate: converted, PEM inline.
+	u.importChosen(write("lab.sswan", sample("good/cert-ec-pem.sswan")), nil)
+	if u.message.Text != "" || u.selected != "Lab gateway" || len(u.profiles) != 2 {
+		t.Fatalf(".sswan import: message %q, selected %q, %d profiles", u.message.Text, u.selected, len(u.profiles))
+	}
+	stored, err := h.store.Load("Lab gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sdk.ParseProfile(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Auth.Method != "pubkey" || !strings.HasPrefix(p.Auth.Cert, "-----BEGIN") || !strings.HasPrefix(p.CA, "-----BEGIN") || p.Gateways[0] != "192.0.2.10:4500" {
+		t.Fatalf("stored .sswan profile: method %s, gateways %v, cert inline %v", p.Auth.Method, p.Gateways, strings.HasPrefix(p.Auth.Cert, "-----BEGIN"))
+	}
+	// An EAP .sswan holds no password: the app asks for it, then imports.
+	u.importChosen(write("office.sswan", sample("good/eap.sswan")), nil)
+	if u.secretDialog == nil || u.secretEntry == nil {
+		t.Fatalf("no password dialog for an EAP .sswan (message %q)", u.message.Text)
+	}
+	test.Type(u.secretEntry, "s3cret")
+	u.secretDialog.Submit()
+	if u.message.Text != "" || u.selected != "Office EAP" || len(u.profiles) != 3 {
+		t.Fatalf("EAP .sswan import: message %q, selected %q", u.message.Text, u.selected)
+	}
+	stored, _ = h.store.Load("Office EAP")
+	if p, err := sdk.ParseProfile(stored); err != nil || p.Auth.Method != "eap-mschapv2" || p.Auth.Username != "bob" || p.Auth.Password != "s3cret" {
+		t.Fatalf("stored EAP profile: %v %+v", err, p)
+	}
+	if !containsSuffix(u.events, "Import note: ") {
+		t.Fatalf("no import notes for a .sswan with per-app routing and a proxy: %q", u.events)
+	}
+	// A broken .sswan: one clear line, nothing stored.
+	u.importChosen(write("no-ca.sswan", sample("bad/no-ca.sswan")), nil)
+	if !strings.HasPrefix(u.message.Text, "import no-ca.sswan: sswan: ") || len(u.profiles) != 3 {
+		t.Fatalf("broken .sswan: message %q, %d profiles", u.message.Text, len(u.profiles))
 	}
 	// Cancelling the dialog changes nothing.
 	u.importChosen(nil, nil)
-	if len(u.profiles) != 1 {
+	if len(u.profiles) != 3 {
 		t.Fatal("cancel changed the list")
 	}
+}
+
+func containsSuffix(lines []string, sub string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
 }

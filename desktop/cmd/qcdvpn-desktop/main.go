@@ -91,7 +91,7 @@ func run() int {
 	a := app.NewWithID(appID)
 	a.SetIcon(desktop.AppIcon)
 	u := desktop.New(a, desktop.Options{Backend: backend, NoBackend: noBackend, Mode: desc,
-		Store: desktop.NewStore(dir), SSwan: sswanImporter, Logger: log, NoTray: !trayAvailable()})
+		Store: desktop.NewStore(dir), Logger: log, NoTray: !trayAvailable()})
 	u.Start()
 	go func() {
 		<-ctx.Done()
