@@ -3,6 +3,8 @@ package desktop_test
 import (
 	"bufio"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -71,20 +73,13 @@ func TestDesktopXvfb(t *testing.T) {
 	e.pair = testbed.NewPair(t)
 	pair := e.pair
 	e.host = pair.ProtectedPrefix().Addr().Next()
-	pair.Gateway.AddLoopbackAddr(t, netip.PrefixFrom(e.host, 32))
-	dir := t.TempDir()
-	gwCfg := map[string]any{
-		"listen":    []string{pair.GatewayIP.String(), pair.GatewayIP6.String()},
-		"id":        "gw.example",
-		"auth":      map[string]any{"method": "psk", "psk": "desktop-xvfb-test-psk"},
-		"pool":      []string{pair.PoolPrefix().String()},
-		"local_ts":  []string{pair.ProtectedPrefix().String()},
-		"data":      "tun",
-		"state_dir": filepath.Join(dir, "gw-state"),
-	}
-	gwPath := writeJSON(t, filepath.Join(dir, "gateway.json"), gwCfg)
-	gw := pair.Gateway.Command(context.Background(), e.qcdvpn, "gateway", "-c", gwPath, "--events", "json", "--log-level", "info")
-	waitLine(t, start(t, gw, "gateway"), `"type":"listening"`, 20*time.Second)
+	// A primary and a backup gateway sharing a ticket key, so that the
+	// client resumes on the backup when the primary dies.
+	ticketKey := make([]byte, 32)
+	_, _ = crand.Read(ticketKey)
+	e.backup = pair.AnotherGateway(t)
+	e.primaryCmd = e.startGateway(t, pair, ticketKey)
+	e.startGateway(t, e.backup, ticketKey)
 
 	// One X server for both runs, in the host namespace: clients in the
 	// client namespace reach it through its socket file.
@@ -102,8 +97,31 @@ func TestDesktopXvfb(t *testing.T) {
 		}
 	}()
 
-	t.Run("attach", func(t *testing.T) { e.run(t, ModeAttachTest) })
+	// In-process first: the attach run ends by killing the primary.
 	t.Run("inprocess", func(t *testing.T) { e.run(t, ModeInProcessTest) })
+	t.Run("attach", func(t *testing.T) { e.run(t, ModeAttachTest) })
+}
+
+// startGateway runs `qcdvpn gateway` (data "tun") in p's gateway
+// namespace, with a host behind it, until the test ends.
+func (e *xenv) startGateway(t *testing.T, p *testbed.Pair, ticketKey []byte) *exec.Cmd {
+	p.Gateway.AddLoopbackAddr(t, netip.PrefixFrom(e.host, 32))
+	dir := t.TempDir()
+	cfg := map[string]any{
+		"listen":    []string{p.GatewayIP.String()},
+		"id":        "gw.example",
+		"auth":      map[string]any{"method": "psk", "psk": "desktop-xvfb-test-psk"},
+		"pool":      []string{p.PoolPrefix().String()},
+		"local_ts":  []string{p.ProtectedPrefix().String()},
+		"data":      "tun",
+		"qcd":       map[string]any{"secret_file": filepath.Join(dir, "qcd.secret")},
+		"tickets":   map[string]any{"keys": []any{map[string]any{"id": "k1", "key_hex": hex.EncodeToString(ticketKey)}}, "lifetime": "1h"},
+		"state_dir": filepath.Join(dir, "state"),
+	}
+	path := writeJSON(t, filepath.Join(dir, "gateway.json"), cfg)
+	gw := p.Gateway.Command(context.Background(), e.qcdvpn, "gateway", "-c", path, "--events", "json", "--log-level", "info")
+	waitLine(t, start(t, gw, "gateway "+p.GatewayIP.String()), `"type":"listening"`, 20*time.Second)
+	return gw
 }
 
 // Modes of one run of TestDesktopXvfb.
@@ -115,7 +133,9 @@ const (
 // xenv is what the runs of TestDesktopXvfb share.
 type xenv struct {
 	qcdvpn, app string
-	pair        *testbed.Pair
+	pair        *testbed.Pair // the client and the primary gateway
+	backup      *testbed.Pair // the client and the backup gateway
+	primaryCmd  *exec.Cmd     // the primary gateway's process
 	host        netip.Addr
 	display     string
 }
@@ -144,7 +164,7 @@ func (e *xenv) run(t *testing.T, mode string) {
 	store := desktop.NewStore(filepath.Join(home, ".config", "qcdvpn", "profiles"))
 	profile := map[string]any{
 		"name":      "office",
-		"gateways":  []string{netip.AddrPortFrom(pair.GatewayIP, 4500).String(), netip.AddrPortFrom(pair.GatewayIP6, 4500).String()},
+		"gateways":  []string{netip.AddrPortFrom(pair.GatewayIP, 4500).String(), netip.AddrPortFrom(e.backup.GatewayIP, 4500).String()},
 		"remote_id": "gw.example", "local_id": "client.example",
 		"auth":      map[string]any{"method": "psk", "psk": "desktop-xvfb-test-psk"},
 		"traffic":   map[string]any{"include": []string{pair.ProtectedPrefix().String()}},
@@ -223,6 +243,37 @@ func (e *xenv) run(t *testing.T, mode string) {
 		}
 	}
 
+	readSnap := func() (desktop.Snapshot, bool) {
+		var s desktop.Snapshot
+		b, err := os.ReadFile(readyFile)
+		if err != nil || json.Unmarshal(b, &s) != nil {
+			return desktop.Snapshot{}, false
+		}
+		return s, true
+	}
+	gwInUse, gwIdle := pair.GatewayIP, e.backup.GatewayIP
+	if attach {
+		// The primary dies (kill -9, no goodbye): the window follows the
+		// failover to the backup, resumed from the ticket.
+		gwInUse, gwIdle = e.backup.GatewayIP, pair.GatewayIP
+		_ = e.primaryCmd.Process.Kill()
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			s, ok := readSnap()
+			if ok && strings.HasPrefix(s.Headline, "Connected to "+gwInUse.String()) && containsLine(s.Events, "Resumed") && s.GraphSamples > 0 {
+				// A few seconds of traffic on the backup for the graph.
+				time.Sleep(3 * time.Second)
+				snap, _ = readSnap()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the window did not show a failover to %s within 45 s: %q %q\n%s", gwInUse, s.Headline, s.Events, out.String())
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("after the failover: %q", snap.Events)
+	}
+
 	// The tunnel the window calls connected carries traffic.
 	if b, err := pair.Client.Command(context.Background(), "ping", "-c", "2", "-W", "2", e.host.String()).CombinedOutput(); err != nil {
 		t.Errorf("ping %s through the tunnel: %v\n%s", e.host, err, b)
@@ -257,7 +308,7 @@ func (e *xenv) run(t *testing.T, mode string) {
 	}
 
 	// What the window says.
-	if want := "Connected to " + pair.GatewayIP.String(); !strings.HasPrefix(snap.Headline, want) {
+	if want := "Connected to " + gwInUse.String(); !strings.HasPrefix(snap.Headline, want) {
 		t.Errorf("headline %q, want %q", snap.Headline, want)
 	}
 	if attach && !strings.HasPrefix(snap.Mode, "attached to ") || !attach && !strings.HasPrefix(snap.Mode, "in-process engine") {
@@ -269,8 +320,14 @@ func (e *xenv) run(t *testing.T, mode string) {
 	if !strings.HasPrefix(snap.Fields["IKE"], "AES_GCM_16") || !strings.HasPrefix(snap.Fields["ESP"], "AES_GCM_16") || !strings.HasPrefix(snap.Fields["Uptime"], "0:00:") {
 		t.Errorf("algorithms or uptime missing: %v", snap.Fields)
 	}
-	if len(snap.Gateways) != 2 || !strings.HasSuffix(snap.Gateways[0], "(in use)") || strings.HasSuffix(snap.Gateways[1], "(in use)") {
-		t.Errorf("gateway list %q, want the primary marked in use", snap.Gateways)
+	inUse := map[string]bool{}
+	for _, g := range snap.Gateways {
+		if a, ok := strings.CutSuffix(g, "  (in use)"); ok {
+			inUse[a] = true
+		}
+	}
+	if len(snap.Gateways) != 2 || len(inUse) != 1 || !inUse[netip.AddrPortFrom(gwInUse, 4500).String()] {
+		t.Errorf("gateway list %q, want %s marked in use and %s not", snap.Gateways, gwInUse, gwIdle)
 	}
 	if want := "Show window|Connect office (disabled)|Disconnect|Quit"; !snap.Tray || strings.Join(snap.TrayItems, "|") != want {
 		t.Errorf("tray %v %q, want %q", snap.Tray, snap.TrayItems, want)
@@ -278,7 +335,12 @@ func (e *xenv) run(t *testing.T, mode string) {
 	if snap.GraphBytesIn <= 0 {
 		t.Errorf("traffic graph has no inbound bytes (%d samples)", snap.GraphSamples)
 	}
-	for _, want := range []string{"Connecting to " + pair.GatewayIP.String(), "Connected to " + pair.GatewayIP.String()} {
+	wantEvents := []string{"Connecting to " + pair.GatewayIP.String(), "Connected to " + pair.GatewayIP.String()}
+	if attach {
+		wantEvents = append(wantEvents, "Failed over from "+pair.GatewayIP.String()+" to "+gwInUse.String(),
+			"Resumed the session with "+gwInUse.String(), "Connected to "+gwInUse.String())
+	}
+	for _, want := range wantEvents {
 		if !containsLine(snap.Events, want) {
 			t.Errorf("event log lacks %q: %q", want, snap.Events)
 		}

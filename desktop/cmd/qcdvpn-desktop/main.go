@@ -7,9 +7,9 @@
 // over its control socket; with root or CAP_NET_ADMIN it can run the
 // engine in-process instead. --ready is for tests and the README
 // screenshot: once connected for a while with samples in the traffic
-// graph, it writes what the window shows (desktop.Snapshot) to FILE.json;
-// the test then takes the screenshot from the X server and ends the app
-// with SIGTERM.
+// graph, it writes what the window shows (desktop.Snapshot) to FILE.json,
+// and keeps it current; the test takes the screenshot from the X server
+// and ends the app with SIGTERM.
 package main
 
 import (
@@ -45,7 +45,7 @@ func run() int {
 	tunName := fs.String("tun", "qcd0", "in-process engine: name of the TUN interface")
 	profiles := fs.String("profiles", "", "directory of the stored profiles (default: qcdvpn/profiles in the user config directory)")
 	connect := fs.String("connect", "", "connect the stored profile NAME at start")
-	ready := fs.String("ready", "", "test hook: once connected, write what the window shows to this JSON file")
+	ready := fs.String("ready", "", "test hook: once connected, write what the window shows to this JSON file, and keep it current")
 	readyAfter := fs.Duration("ready-after", 4*time.Second, "with --ready: how long to stay connected first (graph samples)")
 	logLevel := fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -123,20 +123,27 @@ func run() int {
 
 // writeWhenReady waits until the window shows a tunnel that has been
 // connected for after, with samples in the traffic graph, then writes the
-// window's Snapshot to file (atomically: the test polls for it).
+// window's Snapshot to file, and again every half second after that, so a
+// test can follow what happens next (atomically: the test polls for it).
 func writeWhenReady(ctx context.Context, u *desktop.UI, file string, after time.Duration) error {
 	var since time.Time
+	ready := false
 	for {
 		var s desktop.Snapshot
 		fyne.DoAndWait(func() { s = u.Snapshot() })
-		if s.State != desktop.StateConnected {
-			since = time.Time{}
-		} else if since.IsZero() {
-			since = time.Now()
-		} else if time.Since(since) >= after && s.GraphSamples >= 3 {
-			// Let the last refresh reach the screen.
-			time.Sleep(300 * time.Millisecond)
-			fyne.DoAndWait(func() { s = u.Snapshot() })
+		if !ready {
+			if s.State != desktop.StateConnected {
+				since = time.Time{}
+			} else if since.IsZero() {
+				since = time.Now()
+			} else if time.Since(since) >= after && s.GraphSamples >= 3 {
+				ready = true
+				// Let the last refresh reach the screen.
+				time.Sleep(300 * time.Millisecond)
+				fyne.DoAndWait(func() { s = u.Snapshot() })
+			}
+		}
+		if ready {
 			b, err := json.MarshalIndent(s, "", "  ")
 			if err != nil {
 				return err
@@ -144,12 +151,14 @@ func writeWhenReady(ctx context.Context, u *desktop.UI, file string, after time.
 			if err := os.WriteFile(file+".tmp", append(b, '\n'), 0o644); err != nil {
 				return err
 			}
-			return os.Rename(file+".tmp", file)
+			if err := os.Rename(file+".tmp", file); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+			return nil
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
