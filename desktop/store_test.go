@@ -104,6 +104,7 @@ func TestDescribe(t *testing.T) {
 		{sdk.Event{Type: sdk.EventLivenessFailed, Gateway: "192.0.2.1"}, "Gateway 192.0.2.1 stopped answering (liveness check failed)"},
 		{sdk.Event{Type: sdk.EventRekeyed, Gateway: "192.0.2.1", Reason: "ike"}, "Renewed the IKE keys with 192.0.2.1"},
 		{sdk.Event{Type: sdk.EventDisconnected}, "Disconnected from the gateway: no reason given"},
+		{sdk.Event{Type: sdk.EventHASynced, Gateway: "192.0.2.1"}, "A standby gateway took over the session at 192.0.2.1 (RFC 6311 sync); same keys, no reconnect"},
 		{sdk.Event{Type: "mobike_update", Reason: "new address"}, "mobike update: new address"},
 	} {
 		got, ok := Describe(c.e)

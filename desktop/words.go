@@ -74,6 +74,8 @@ func Describe(e sdk.Event) (string, bool) {
 			return s, true
 		}
 		return "Renewed keys with " + gw, true
+	case sdk.EventHASynced:
+		return "A standby gateway took over the session at " + gw + " (RFC 6311 sync); same keys, no reconnect", true
 	case sdk.EventStats:
 		return "", false
 	}
