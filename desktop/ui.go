@@ -81,6 +81,9 @@ type UI struct {
 	lastStats  sdk.Stats
 	lastSample time.Time
 	trayState  string
+	trayIcon   fyne.Resource
+	dropGen    int           // bumped by events that follow a drop
+	dropDelay  time.Duration // how long a drop waits for a recovery before it is notified
 
 	// Widgets.
 	stateIcon     *canvas.Image
@@ -118,7 +121,7 @@ func New(app fyne.App, opts Options) *UI {
 		opts.Poll = time.Second
 	}
 	u := &UI{app: app, opts: opts, log: opts.Logger, do: fyne.Do, now: time.Now,
-		notify: app.SendNotification}
+		notify: app.SendNotification, dropDelay: 3 * time.Second}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.win = app.NewWindow("qcdvpn")
 	u.win.SetIcon(AppIcon)
@@ -354,6 +357,7 @@ func (u *UI) render() {
 	u.stateIcon.Refresh()
 	if u.trayState != st.State {
 		u.trayState = st.State
+		u.trayIcon = icon
 		if d, ok := u.desk(); ok {
 			d.SetSystemTrayIcon(icon)
 		}
@@ -671,11 +675,26 @@ func (u *UI) HandleEvent(e sdk.Event) {
 		u.addLog(t, line)
 	}
 	switch e.Type {
+	case sdk.EventConnecting, sdk.EventConnected, sdk.EventResumed, sdk.EventHASynced:
+		u.dropGen++ // recovering: no "dropped" notification
+	}
+	switch e.Type {
 	case sdk.EventFailover:
+		u.dropGen++
 		u.notify(fyne.NewNotification("qcdvpn: failed over", "Now using "+orUnknown(e.To)+" (was "+orUnknown(e.From)+")"))
 	case sdk.EventDisconnected:
 		if !u.wantDown {
-			u.notify(fyne.NewNotification("qcdvpn: tunnel dropped", firstNonEmpty(e.Reason, e.Error, "the tunnel went down")))
+			// A drop the client recovers from at once is a failover, with
+			// its own notification; say "dropped" only if none follows.
+			u.dropGen++
+			gen, reason := u.dropGen, firstNonEmpty(e.Reason, e.Error, "the tunnel went down")
+			time.AfterFunc(u.dropDelay, func() {
+				u.do(func() {
+					if u.dropGen == gen {
+						u.notify(fyne.NewNotification("qcdvpn: tunnel dropped", reason))
+					}
+				})
+			})
 		}
 	case sdk.EventConnected:
 		// The status poll fills in the rest; show the essentials now.
@@ -791,6 +810,7 @@ type Snapshot struct {
 	// Tray is true when the system tray menu was set up; TrayItems are
 	// its items, "(disabled)" appended to those that are.
 	Tray      bool     `json:"tray"`
+	TrayIcon  string   `json:"tray_icon"`
 	TrayItems []string `json:"tray_items"`
 }
 
@@ -812,7 +832,9 @@ func (u *UI) Snapshot() Snapshot {
 	for _, p := range u.profiles {
 		s.Profiles = append(s.Profiles, p.Name)
 	}
-	_, s.Tray = u.desk()
+	if _, s.Tray = u.desk(); s.Tray {
+		s.TrayIcon = u.trayIcon.Name()
+	}
 	for _, it := range u.tray.Items {
 		if it.IsSeparator {
 			continue

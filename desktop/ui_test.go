@@ -46,6 +46,7 @@ func newHarness(t *testing.T, profiles ...string) *harness {
 	}
 	h.ui = New(app, Options{Backend: h.fake, Store: h.store, Mode: "test", Poll: 20 * time.Millisecond})
 	h.ui.do = h.q.do
+	h.ui.dropDelay = 20 * time.Millisecond
 	h.ui.notify = func(n *fyne.Notification) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -215,6 +216,7 @@ func TestEventDisplay(t *testing.T) {
 	if got := row.(*widget.Label).Text; got != want[len(want)-1] {
 		t.Fatalf("first row %q, want the newest event", got)
 	}
+	h.q.pump(t, "the drop notification", func() bool { return len(h.notifications()) >= 2 })
 	n := h.notifications()
 	if len(n) != 2 || n[0].Title != "qcdvpn: failed over" || n[0].Content != "Now using 192.0.2.9 (was 192.0.2.1)" ||
 		n[1].Title != "qcdvpn: tunnel dropped" || n[1].Content != "liveness check failed" {
@@ -399,4 +401,24 @@ func containsSuffix(lines []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestDropThenFailover: a drop followed by a failover notifies the
+// failover only.
+func TestDropThenFailover(t *testing.T) {
+	h := newHarness(t, testProfile)
+	u := h.ui
+	u.HandleEvent(sdk.Event{Type: sdk.EventDisconnected, Gateway: "192.0.2.1:4500", Reason: "gateway did not answer the liveness check"})
+	u.HandleEvent(sdk.Event{Type: sdk.EventFailover, From: "192.0.2.1", To: "192.0.2.9", Reason: "liveness_failed"})
+	time.Sleep(50 * time.Millisecond) // past dropDelay
+	for len(h.q) > 0 {
+		(<-h.q)()
+	}
+	n := h.notifications()
+	if len(n) != 1 || n[0].Title != "qcdvpn: failed over" {
+		for _, x := range n {
+			t.Logf("notification %q: %q", x.Title, x.Content)
+		}
+		t.Fatalf("%d notifications, want the failover only", len(n))
+	}
 }

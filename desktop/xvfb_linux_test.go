@@ -188,6 +188,21 @@ func (e *xenv) run(t *testing.T, mode string) {
 	asUser(bus, uid)
 	start(t, bus, "dbus-daemon")
 	waitFile(t, filepath.Join(busDir, "socket"))
+	// The desktop notifications the app sends, as the bus carries them.
+	mon := exec.Command("dbus-monitor", "--address", busAddr, "interface='org.freedesktop.Notifications'")
+	asUser(mon, uid)
+	monLines := start(t, mon, "dbus-monitor")
+	var notes []string
+	var notesMu sync.Mutex
+	go func() {
+		for l := range monLines {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "string \"qcdvpn: "); ok {
+				notesMu.Lock()
+				notes = append(notes, "qcdvpn: "+strings.TrimSuffix(v, "\""))
+				notesMu.Unlock()
+			}
+		}
+	}()
 
 	tunName := fmt.Sprintf("qcdx%d", rand.IntN(10000))
 	args := []string{"--connect", "office", "--ready", filepath.Join(home, "ready.json"), "--ready-after", "10s", "--log-level", "info"}
@@ -272,6 +287,22 @@ func (e *xenv) run(t *testing.T, mode string) {
 			time.Sleep(250 * time.Millisecond)
 		}
 		t.Logf("after the failover: %q", snap.Events)
+		// The failover raised a desktop notification (Notify on the bus).
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			notesMu.Lock()
+			n := strings.Join(notes, "|")
+			notesMu.Unlock()
+			if strings.Contains(n, "qcdvpn: failed over") {
+				if strings.Contains(n, "dropped") {
+					t.Errorf("a failover also notified a drop: %q", n)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("no failover notification on the session bus (saw %q)", n)
+				break
+			}
+		}
 	}
 
 	// The tunnel the window calls connected carries traffic.
@@ -329,8 +360,8 @@ func (e *xenv) run(t *testing.T, mode string) {
 	if len(snap.Gateways) != 2 || len(inUse) != 1 || !inUse[netip.AddrPortFrom(gwInUse, 4500).String()] {
 		t.Errorf("gateway list %q, want %s marked in use and %s not", snap.Gateways, gwInUse, gwIdle)
 	}
-	if want := "Show window|Connect office (disabled)|Disconnect|Quit"; !snap.Tray || strings.Join(snap.TrayItems, "|") != want {
-		t.Errorf("tray %v %q, want %q", snap.Tray, snap.TrayItems, want)
+	if want := "Show window|Connect office (disabled)|Disconnect|Quit"; !snap.Tray || strings.Join(snap.TrayItems, "|") != want || snap.TrayIcon != "qcdvpn-connected.png" {
+		t.Errorf("tray %v %q icon %q, want %q and the connected icon", snap.Tray, snap.TrayItems, snap.TrayIcon, want)
 	}
 	if snap.GraphBytesIn <= 0 {
 		t.Errorf("traffic graph has no inbound bytes (%d samples)", snap.GraphSamples)
