@@ -106,6 +106,7 @@ type UI struct {
 	trayDisc      *fyne.MenuItem
 	notify        func(*fyne.Notification)
 	secretDialog  *dialog.FormDialog
+	confirmQuit   *dialog.ConfirmDialog
 	secretEntry   *widget.Entry
 }
 
@@ -273,13 +274,24 @@ func (u *UI) build() {
 		d.SetSystemTrayIcon(StateIcon(""))
 		d.SetSystemTrayWindow(u.win)
 	}
-	u.win.SetCloseIntercept(func() {
-		if _, ok := u.desk(); ok && u.opts.Backend != nil && u.connectedish() {
-			u.win.Hide() // keep the tunnel and the tray; Quit from the tray ends it
-			return
-		}
+	u.win.SetCloseIntercept(u.closeWindow)
+}
+
+// closeWindow quits the app. An attached service keeps its tunnel; an
+// in-process tunnel would end with the app, so that is asked first. (The
+// window is not hidden into the tray: a desktop without a tray host
+// would leave no way back to it.)
+func (u *UI) closeWindow() {
+	if _, inProcess := u.opts.Backend.(*EngineBackend); !inProcess || !u.connectedish() {
 		u.app.Quit()
-	})
+		return
+	}
+	u.confirmQuit = dialog.NewConfirm("Quit qcdvpn", "The tunnel runs inside this app: quitting disconnects it. Quit?", func(ok bool) {
+		if ok {
+			u.app.Quit()
+		}
+	}, u.win)
+	u.confirmQuit.Show()
 }
 
 // legendDot is a colour swatch and its meaning.

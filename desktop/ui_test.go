@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/qcdvpn/qcdvpn/control"
 	"github.com/qcdvpn/qcdvpn/sdk"
 )
 
@@ -420,5 +421,23 @@ func TestDropThenFailover(t *testing.T) {
 			t.Logf("notification %q: %q", x.Title, x.Content)
 		}
 		t.Fatalf("%d notifications, want the failover only", len(n))
+	}
+}
+
+// TestCloseInProcess: closing the window with an in-process tunnel up
+// asks first; an attached backend's tunnel outlives the app, so it does not.
+func TestCloseInProcess(t *testing.T) {
+	h := newHarness(t, testProfile)
+	h.ui.status.State = StateConnected
+	h.ui.closeWindow()
+	if h.ui.confirmQuit != nil {
+		t.Fatal("asked before quitting with an attached backend")
+	}
+	eng := &EngineBackend{B: control.NewEngine(control.EngineOptions{})}
+	defer eng.Close()
+	h.ui.opts.Backend = eng
+	h.ui.closeWindow()
+	if h.ui.confirmQuit == nil || h.ui.win.Canvas().Overlays().Top() == nil {
+		t.Fatal("no confirmation before ending an in-process tunnel")
 	}
 }

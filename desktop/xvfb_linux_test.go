@@ -83,7 +83,7 @@ func TestDesktopXvfb(t *testing.T) {
 
 	// One X server for both runs, in the host namespace: clients in the
 	// client namespace reach it through its socket file.
-	e.display = fmt.Sprintf(":%d", 100+rand.IntN(800))
+	e.display = freeDisplay(t)
 	start(t, exec.Command("Xvfb", e.display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"), "Xvfb")
 	waitFile(t, "/tmp/.X11-unix/X"+e.display[1:])
 
@@ -401,6 +401,20 @@ func (e *xenv) run(t *testing.T, mode string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// freeDisplay picks an X display number no server uses.
+func freeDisplay(t *testing.T) string {
+	for range 100 {
+		n := 100 + rand.IntN(800)
+		_, err1 := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
+		_, err2 := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n))
+		if os.IsNotExist(err1) && os.IsNotExist(err2) {
+			return fmt.Sprintf(":%d", n)
+		}
+	}
+	t.Fatal("no free X display number")
+	return ""
 }
 
 // asUser makes cmd run as uid (and its group), unless uid is 0.
