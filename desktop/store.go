@@ -226,6 +226,9 @@ func decodeDoc(data []byte) (map[string]any, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, err
 	}
+	if m == nil {
+		return nil, errors.New("not a JSON object")
+	}
 	return m, nil
 }
 
