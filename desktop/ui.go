@@ -72,7 +72,6 @@ type UI struct {
 
 	// State, UI goroutine only.
 	status     Status
-	haveStatus bool
 	profiles   []Entry
 	selected   string
 	events     []string
@@ -409,11 +408,15 @@ func (u *UI) render() {
 	setEnabled(u.connectBtn, canConnect)
 	setEnabled(u.disconnectBtn, canDisconnect)
 	setEnabled(u.removeBtn, u.selected != "")
-	u.trayConnect.Disabled, u.trayDisc.Disabled = !canConnect, !canDisconnect
-	if u.trayConnect.Label = "Connect"; u.selected != "" {
-		u.trayConnect.Label = "Connect " + u.selected
+	label := "Connect"
+	if u.selected != "" {
+		label = "Connect " + u.selected
 	}
-	u.tray.Refresh()
+	// The tray menu is rebuilt on the bus at every Refresh: only on change.
+	if u.trayConnect.Disabled != !canConnect || u.trayDisc.Disabled != !canDisconnect || u.trayConnect.Label != label {
+		u.trayConnect.Disabled, u.trayDisc.Disabled, u.trayConnect.Label = !canConnect, !canDisconnect, label
+		u.tray.Refresh()
+	}
 	if !have && u.message.Text == "" {
 		u.message.SetText(u.opts.NoBackend)
 	}
@@ -738,7 +741,7 @@ func (u *UI) applyStatus(st Status) {
 		u.lastSample = time.Time{}
 		u.rateLabel.SetText("")
 	}
-	u.status, u.haveStatus = st, true
+	u.status = st
 	if st.LastError != "" && st.State != StateConnected && u.message.Text == "" {
 		u.message.SetText(st.LastError)
 	}
