@@ -229,7 +229,7 @@ func (u *UI) build() {
 	right := container.NewVSplit(gateways, events)
 	right.Offset = 0.3
 	upper := container.NewHSplit(form, right)
-	upper.Offset = 0.5
+	upper.Offset = 0.6
 	statusTab := container.NewVSplit(upper, graph)
 	statusTab.Offset = 0.68
 
@@ -256,12 +256,12 @@ func (u *UI) build() {
 		container.NewTabItemWithIcon("Connection", theme.ComputerIcon(), statusTab),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), settings))
 	split := container.NewHSplit(profiles, tabs)
-	split.Offset = 0.22
+	split.Offset = 0.18
 
 	u.message = widget.NewLabel("")
 	u.message.Wrapping = fyne.TextWrapWord
 	u.win.SetContent(container.NewBorder(container.NewVBox(top, widget.NewSeparator()), u.message, nil, nil, split))
-	u.win.Resize(fyne.NewSize(1120, 720))
+	u.win.Resize(fyne.NewSize(1280, 720))
 
 	u.trayConnect = fyne.NewMenuItem("Connect", u.Connect)
 	u.trayDisc = fyne.NewMenuItem("Disconnect", u.Disconnect)

@@ -84,7 +84,7 @@ func TestDesktopXvfb(t *testing.T) {
 	// One X server for both runs, in the host namespace: clients in the
 	// client namespace reach it through its socket file.
 	e.display = freeDisplay(t)
-	start(t, exec.Command("Xvfb", e.display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"), "Xvfb")
+	start(t, exec.Command("Xvfb", e.display, "-screen", "0", "1400x900x24", "-nolisten", "tcp"), "Xvfb")
 	waitFile(t, "/tmp/.X11-unix/X"+e.display[1:])
 
 	// Traffic through the tunnel whenever it is up, for the graph.
@@ -389,7 +389,7 @@ func (e *xenv) run(t *testing.T, mode string) {
 	}
 	sd, colours := pixelStats(img)
 	t.Logf("screenshot %s: %v, luminance std dev %.1f, %d colours", shot, img.Bounds().Size(), sd, colours)
-	if img.Bounds().Dx() < 600 || img.Bounds().Dy() < 400 || img.Bounds().Dx() >= 1280 {
+	if img.Bounds().Dx() < 600 || img.Bounds().Dy() < 400 || img.Bounds().Dx() >= 1400 {
 		t.Errorf("screenshot is %v, want the window", img.Bounds().Size())
 	}
 	if sd < 10 || colours < 32 {
