@@ -2,9 +2,9 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: check deps vet test fuzz crossbuild build bench bench-net mobile mobile-test flood
+.PHONY: check deps vet test fuzz crossbuild build bench bench-net mobile mobile-test flood desktop desktop-test desktop-screenshot desktop-package
 
-check: deps vet build crossbuild test flood mobile mobile-test fuzz
+check: deps vet build crossbuild test flood mobile mobile-test desktop-test fuzz
 
 deps:
 	./scripts/install-deps.sh
@@ -47,3 +47,20 @@ mobile:
 # The Java binding on the host JVM against a qcdvpn gateway on loopback.
 mobile-test:
 	./scripts/mobile-test.sh
+
+# The desktop app (Fyne, cgo: needs the GL/X11 headers from install-deps).
+desktop:
+	$(GO) build -o build/qcdvpn-desktop ./desktop/cmd/qcdvpn-desktop
+
+# The desktop app under Xvfb against a live tunnel in namespaces (root):
+# checks the window says connected and its screenshot is not blank.
+desktop-test:
+	QCDVPN_DESKTOP_XVFB=1 $(GO) test -count=1 -v -run '^TestDesktopXvfb$$' -timeout 15m ./desktop/
+
+# The same run, writing its screenshot to docs/desktop.png for the README.
+desktop-screenshot:
+	QCDVPN_DESKTOP_XVFB=1 QCDVPN_UPDATE_SCREENSHOT=1 $(GO) test -count=1 -v -run '^TestDesktopXvfb$$' -timeout 15m ./desktop/
+
+# build/qcdvpn-desktop-linux.tar.xz via `fyne package` (slow: a release build).
+desktop-package:
+	./scripts/desktop-package.sh

@@ -4,7 +4,12 @@
 set -euo pipefail
 # libstrongswan-standard-plugins holds the openssl plugin (x25519, ChaCha20-Poly1305, ECP)
 # that internal/testbed.DefaultPlugins loads; --no-install-recommends would leave it out.
-pkgs=(strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins libcharon-extauth-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump openjdk-17-jdk-headless gcc libc6-dev)
+# The desktop app (Fyne's GLFW driver, cgo) needs the GL and X11 headers
+# (Fyne's list for Debian is gcc libgl1-mesa-dev xorg-dev libxkbcommon-dev;
+# these are the parts of xorg-dev GLFW uses); its Xvfb test needs Xvfb,
+# a session bus for the tray, xwininfo and ImageMagick's import.
+desktop=(libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libxkbcommon-dev pkg-config xvfb xauth x11-utils imagemagick dbus-daemon)
+pkgs=("${desktop[@]}" strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins libcharon-extauth-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump openjdk-17-jdk-headless gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

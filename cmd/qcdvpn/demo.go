@@ -61,7 +61,7 @@ type demoResult struct {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("demo", "Usage: qcdvpn demo [--blackhole] [--no-qcd]\n\nStarts a primary and a backup gateway on loopback, connects a client (netstack, no root), sends steady traffic, crashes the primary with kill -9 and prints how the client recovered.\n\n", stderr)
+	fs := newFlags("demo", "Usage: qcdvpn demo [--blackhole] [--no-qcd]\n\nStarts a primary and a backup gateway on loopback, connects a client (netstack, no root), sends steady traffic, crashes the primary with kill -9 and prints how the client recovered.\n\nExample:\n  qcdvpn demo --no-qcd\n\nFlags:\n", stderr)
 	blackhole := fs.Bool("blackhole", false, "leave the crashed primary dead instead of restarting it without state")
 	noQCD := fs.Bool("no-qcd", false, "turn QCD off in the client (liveness checks only), to compare")
 	logLevel := fs.String("log-level", "error", "log level on stderr")

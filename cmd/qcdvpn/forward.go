@@ -41,8 +41,9 @@ func (l *forwardList) Set(s string) error {
 	return nil
 }
 
-// start listens and serves until ctx ends.
-func (f forward) start(ctx context.Context, c *sdk.Client, log *slog.Logger) error {
+// start listens and serves until ctx ends; c gives the client to dial
+// through (the engine replaces it on reconnects).
+func (f forward) start(ctx context.Context, c func() *sdk.Client, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
@@ -63,9 +64,13 @@ func (f forward) start(ctx context.Context, c *sdk.Client, log *slog.Logger) err
 	return nil
 }
 
-func (f forward) serve(ctx context.Context, c *sdk.Client, conn net.Conn, log *slog.Logger) {
+func (f forward) serve(ctx context.Context, c func() *sdk.Client, conn net.Conn, log *slog.Logger) {
 	defer conn.Close()
-	tnet := c.Net()
+	cl := c() // the engine's client of the moment
+	if cl == nil {
+		return
+	}
+	tnet := cl.Net()
 	if tnet == nil {
 		return
 	}

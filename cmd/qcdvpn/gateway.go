@@ -18,7 +18,7 @@ import (
 // cmdGateway runs the test/demo responder until SIGINT or SIGTERM (a
 // graceful stop that deletes every IKE SA); kill -9 is the crash drill.
 func cmdGateway(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("gateway", "Usage: qcdvpn gateway -c GATEWAY.json [--events json] [--control] [--log-level LEVEL]\n\nRuns the qcdvpn IKEv2 gateway (QCD token maker, resumption tickets) until SIGINT or SIGTERM.\n\n", stderr)
+	fs := newFlags("gateway", "Usage: qcdvpn gateway -c GATEWAY.json [--events json] [--control] [--log-level LEVEL]\n\nRuns the qcdvpn IKEv2 gateway (QCD token maker, resumption tickets) until SIGINT or SIGTERM.\n\nExample:\n  sudo qcdvpn gateway -c gateway.json --events json\n\nFlags:\n", stderr)
 	cfgPath := fs.String("c", "", "gateway config JSON file (required)")
 	fs.StringVar(cfgPath, "config", "", "same as -c")
 	events := fs.String("events", "text", "event output: text (human lines on stderr) or json (one object per line on stdout)")

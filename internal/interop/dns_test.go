@@ -380,6 +380,27 @@ func TestDNSRestoredAfterKill9(t *testing.T) {
 	if _, err := os.Stat(record); !os.IsNotExist(err) {
 		t.Fatalf("record left: %v", err)
 	}
+
+	// kill -9 once more; this time `qcdvpn down -p` (no up answers)
+	// restores it.
+	c = startClient(t, pair.Client, profile, "--tun", "qcdns1", "--no-control")
+	c.waitEvent("connected", 20*time.Second)
+	_ = c.cmd.Process.Kill()
+	c.wait(10 * time.Second)
+	if st := readFileState(t, conf); st.equal(before) {
+		t.Fatal("the resolver file was restored without a record (expected the crash to leave it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := pair.Client.Exec(ctx, qcdvpnBin, "down", "-p", profile, "--control", filepath.Join(dir, "no-such.sock")); err != nil {
+		t.Fatalf("qcdvpn down -p: %v\n%s", err, out)
+	}
+	if after := readFileState(t, conf); !after.equal(before) {
+		t.Fatalf("after kill -9 and down the resolver file differs:\nbefore (%v):\n%s\nafter (%v):\n%s", before.mode, before.b, after.mode, after.b)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("record left after down: %v", err)
+	}
 }
 
 // TestSwanSplitDNS: strongSwan as the gateway hands out a DNS server and
