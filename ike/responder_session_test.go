@@ -389,9 +389,14 @@ func TestIdleSessionSleeps(t *testing.T) {
 	out = 5
 	mu.Unlock()
 	c.Nudge()
-	time.Sleep(500 * time.Millisecond)
-	if p, _ := count(); p < 3 {
-		t.Fatalf("after a nudge: %d polls, want the counters watched", p)
+	// Polls come every FastLiveness/… once woken; a loaded -race run may
+	// be slow to schedule them, so wait for them rather than a fixed time.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if p, _ := count(); p >= 3 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("after a nudge: %d polls in 5 s, want the counters watched", p)
+		}
 	}
 	c.Close(context.Background())
 }
