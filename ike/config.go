@@ -65,6 +65,12 @@ type Config struct {
 	// (userspace clients cannot send raw ESP).
 	ForceEncap bool
 
+	// MOBIKE offers RFC 4555 mobility in IKE_AUTH (N(MOBIKE_SUPPORTED));
+	// when the gateway offers it too, Session.UpdateAddresses keeps the
+	// SAs across a change of our address, and the SA floats to port 4500
+	// right after IKE_SA_INIT (§3.3).
+	MOBIKE bool
+
 	Retransmit Retransmit
 
 	Rand   io.Reader

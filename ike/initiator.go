@@ -47,6 +47,7 @@ type initState struct {
 	peerFragment bool
 	natLocal     bool // we are behind a NAT
 	natRemote    bool // the gateway is behind a NAT
+	peerNATT     bool // the gateway sent NAT detection (it speaks NAT-T)
 
 	keys  *saKeys
 	suite Suite
@@ -307,7 +308,7 @@ func (st *initState) keyed(suite Suite, skeyseed []byte) error {
 		return err
 	}
 	st.suite = suite
-	if (st.natLocal || st.natRemote || st.cfg.ForceEncap) && !st.encap {
+	if (st.natLocal || st.natRemote || st.cfg.ForceEncap || st.floatForMOBIKE()) && !st.encap {
 		st.encap = true
 		if st.remote.Port() == 500 {
 			st.remote = netip.AddrPortFrom(st.remote.Addr(), NATTPort)
@@ -322,6 +323,7 @@ func (st *initState) peerNotifies(m *wire.Message) {
 	for _, n := range m.Notifies() {
 		switch n.NotifyType {
 		case wire.NotifyNATDetectionSourceIP:
+			st.peerNATT = true
 			if !bytesEqual(n.Data, natHash(st.spii, st.spir, st.remote)) {
 				st.natRemote = true
 			}
@@ -389,6 +391,7 @@ func (st *initState) authRequest() ([][]byte, error) {
 		ap = &wire.Auth{Method: method, Data: data}
 	}
 	ps = append(ps, &wire.Notify{NotifyType: wire.NotifyInitialContact})
+	ps = append(ps, st.mobikeNotifies()...)
 	if len(cfg.CAs) > 0 && st.resume == nil {
 		ps = append(ps, &wire.CertReq{Encoding: wire.CertX509Signature, Data: caHashes(cfg.CAs)})
 	}
@@ -557,6 +560,7 @@ func (st *initState) authResponse(ps []wire.Payload) (*Session, error) {
 	s.PeerID = got
 	s.initiatorRole = true
 	s.resumed = st.resume != nil
+	s.mobike = st.cfg.MOBIKE && wire.FindNotify(ps, wire.NotifyMOBIKESupported) != nil
 	switch {
 	case st.resume != nil:
 		s.authMethod = st.resume.AuthMethod

@@ -96,6 +96,11 @@ type ResponderConfig struct {
 	RedirectInit func(from netip.AddrPort) (RedirectTarget, bool)
 	RedirectAuth func(peer auth.Identity, from netip.AddrPort) (RedirectTarget, bool)
 
+	// MOBIKE answers N(MOBIKE_SUPPORTED) in IKE_AUTH (RFC 4555): such
+	// clients may move their address with UPDATE_SA_ADDRESSES, and the
+	// session follows them (Hooks.PeerMoved).
+	MOBIKE bool
+
 	// Tickets opens RFC 5723 tickets presented in IKE_SESSION_RESUME; nil
 	// answers every ticket with TICKET_NACK.
 	Tickets TicketAuthority

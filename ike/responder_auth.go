@@ -206,6 +206,11 @@ func (r *Responder) finish(ho *halfOpen, d Datagram, ps []wire.Payload, peer aut
 	s.resumed = ho.resumed != nil
 	s.redirectOK = ho.redirectOK
 	out = append(out, r.haAnnounce(s)...)
+	if r.cfg.MOBIKE && wire.FindNotify(ps, wire.NotifyMOBIKESupported) != nil {
+		// RFC 4555 §3.1: both sides said so; the client may now move.
+		s.mobike = true
+		out = append(out, &wire.Notify{NotifyType: wire.NotifyMOBIKESupported})
+	}
 	if r.cfg.AuthResponseNotifies != nil {
 		// RFC 6290 §4.1: after AUTH, before CP and the Child SA.
 		for _, n := range r.cfg.AuthResponseNotifies(s) {

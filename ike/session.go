@@ -85,6 +85,11 @@ type Hooks struct {
 	// spii/spir name the SA the response is for (the new one of a
 	// rekey, then rekey is true) and req holds the request's notifies.
 	Respond func(spii, spir uint64, rekey bool, req []*wire.Notify, rs *ResumeState) []*wire.Notify
+	// PeerMoved: the peer's address changed (RFC 4555: the gateway side
+	// of an UPDATE_SA_ADDRESSES, or the client's float to port 4500 when
+	// a NAT appeared on the new path); ESP must go to to from now on.
+	PeerMoved func(from, to netip.AddrPort)
+
 	// Announce returns notifies to send in an INFORMATIONAL right after an
 	// IKE rekey we started (RFC 6290 §4.3: the initiator's new token).
 	Announce func(spii, spir uint64) []*wire.Notify
@@ -221,6 +226,7 @@ type Session struct {
 	resumed       bool  // made by IKE_SESSION_RESUME
 	redirectOK    bool  // the initiator supports RFC 5685 redirects
 	fragment      bool  // the peer supports RFC 7383 fragmentation
+	mobike        bool  // both sides sent MOBIKE_SUPPORTED (RFC 4555)
 
 	// Loop-owned state.
 	cur        *ikeState
@@ -231,6 +237,9 @@ type Session struct {
 	extra      []*ChildSA // redundant SAs of a simultaneous rekey, until deleted
 	collisions int        // simultaneous Child SA rekeys resolved
 	frags      *reassembler
+	local      netip.AddrPort // our address as the peer knows it (under mu)
+	reqFrom    netip.AddrPort // where the request being answered came from
+	roamGen    uint64         // counts our UPDATE_SA_ADDRESSES requests
 	queue      []*request
 	out        *pending
 	timers     Timers
@@ -282,6 +291,9 @@ type request struct {
 	id0    bool
 	build  func(st *ikeState) []wire.Payload
 	accept func(ps []wire.Payload) bool
+	// roam is set on an UPDATE_SA_ADDRESSES request (RFC 4555): where
+	// its outcome goes when a newer one replaces it unsent.
+	roam chan error
 }
 
 // pending is our one outstanding request (window size 1).
@@ -307,6 +319,7 @@ func newSession(st *initState) *Session {
 		rand:        st.rand,
 		remote:      st.remote,
 		encap:       st.encap,
+		local:       st.local,
 		SPIi:        st.spii,
 		SPIr:        st.spir,
 		Suite:       st.suite,
@@ -328,7 +341,11 @@ func newSession(st *initState) *Session {
 }
 
 // Remote is the gateway's address (after any float to the NAT-T port).
-func (s *Session) Remote() netip.AddrPort { return s.remote }
+func (s *Session) Remote() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remote
+}
 
 // Transport is the socket the session uses.
 func (s *Session) Transport() *Transport { return s.t }
@@ -701,6 +718,7 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	case h.MessageID != st.peerNext:
 		return
 	}
+	s.reqFrom = d.From
 	resp, after := s.handleRequest(st, h, ps)
 	raw, err := s.sealFor(st, st.header(h.Exchange, h.MessageID, true), resp)
 	if err != nil {
@@ -758,6 +776,7 @@ func (s *Session) informational(st *ikeState, ps []wire.Payload) ([]wire.Payload
 		}
 	}
 	resp := s.respondNotifies(st, false, ps)
+	resp = append(resp, s.mobikeRespond(st, ps)...)
 	for _, p := range ps {
 		del, ok := p.(*wire.Delete)
 		if !ok {
