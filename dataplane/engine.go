@@ -245,6 +245,15 @@ func (e *Engine) update(f func(*sas) bool) {
 	}
 }
 
+// SetPeer sends to peer from now on, with the same SAs (MOBIKE: the
+// gateway's address or port changed).
+func (e *Engine) SetPeer(peer netip.AddrPort) {
+	e.update(func(n *sas) bool {
+		n.peer = net.UDPAddrFromAddrPort(peer)
+		return true
+	})
+}
+
 // Remove stops using any SA: outbound packets are dropped, none leak.
 func (e *Engine) Remove() { e.cur.Store(nil) }
 

@@ -37,7 +37,7 @@ import (
 // Event is one thing the gateway reports (`--events json`).
 type Event struct {
 	Time      time.Time
-	Type      string // listening, client_connected, client_gone, qcd_sent, ticket_issued, ticket_nack, redirect, stopped
+	Type      string // listening, client_connected, client_roamed, client_gone, qcd_sent, ticket_issued, ticket_nack, redirect, stopped
 	Peer      string // client identity
 	Remote    string // client address
 	SPIi      string
@@ -299,6 +299,7 @@ func (g *Gateway) openResponders() error {
 			Hooks:                g.hooks,
 			AuthResponseNotifies: g.authNotifies,
 			UnknownSA:            func(d ike.Datagram) { g.unknownSA(t, d) },
+			MOBIKE:               true, // RFC 4555: clients may move (strongSwan's default too)
 			OnTicketNack: func(from netip.AddrPort, why string) {
 				g.emit(Event{Type: "ticket_nack", Remote: from.String(), Reason: why})
 			},
@@ -636,6 +637,12 @@ func (g *Gateway) hooks(s *ike.Session) ike.Hooks {
 		},
 		HASynced: func(r ike.HASync) { g.haSynced(s, r) },
 		Traffic:  func() (in, out uint64) { return g.router.OwnerTraffic(s) },
+		PeerMoved: func(from, to netip.AddrPort) {
+			// MOBIKE: the client's ESP goes to its new address at once.
+			g.sender.set(to, s.Transport())
+			g.router.SetPeer(s, to)
+			g.emit(Event{Type: "client_roamed", Peer: s.PeerID.String(), Remote: to.String(), Reason: "from " + from.String()})
+		},
 		Respond: func(spii, spir uint64, rekey bool, req []*wire.Notify, rs *ike.ResumeState) []*wire.Notify {
 			var out []*wire.Notify
 			if rekey {

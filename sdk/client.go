@@ -89,6 +89,8 @@ type Client struct {
 
 	// keepalives counts the keepalive timer's wake-ups (see Wakeups).
 	keepalives atomic.Uint64
+	// roam follows the device's address for MOBIKE (roam.go).
+	roam roamState
 }
 
 // RFC 5685 §7 defaults: at most 5 redirects in 300 s.
@@ -200,6 +202,7 @@ func ikeConfig(p *Profile, log *slog.Logger) (*ike.Config, error) {
 		// Ask for a ticket only where it can be used.
 		RequestTicket: p.ResumptionEnabled(),
 		HASync:        p.HASyncEnabled(),
+		MOBIKE:        p.MOBIKEEnabled(),
 		Retransmit: ike.Retransmit{
 			Timeout: r.Timers.RetransmitTimeout,
 			Base:    r.Timers.RetransmitBase,
@@ -466,6 +469,7 @@ func (c *Client) connectTo(ctx context.Context, t *ike.Transport, remote netip.A
 	c.mu.Unlock()
 	c.startSession(s, tn)
 	c.dnsUp(s, tn)
+	c.watchNetwork()
 	ev := c.connectedEvent(s, remote, time.Since(start))
 	c.emit(ev)
 	if s.Resumed() {
@@ -524,6 +528,11 @@ func (c *Client) startSession(s *ike.Session, tn *tunnel) {
 			}
 		},
 		Unprotected: c.unprotected,
+		PeerMoved: func(_, to netip.AddrPort) {
+			if tn != nil && tn.engine != nil {
+				tn.engine.SetPeer(to)
+			}
+		},
 		Notifies: func(spii, spir uint64, ns []*wire.Notify, rs *ike.ResumeState) {
 			c.takeNotifies(qcd.SAKey{SPIi: spii, SPIr: spir}, ns, rs)
 		},
@@ -607,6 +616,8 @@ func (c *Client) Wait(ctx context.Context) error {
 			why = "qcd_verified"
 		case errors.Is(err, ike.ErrPeerDeleted):
 			why = "gateway_deleted"
+		case errors.Is(err, ike.ErrRoamFailed):
+			why = "roam_failed"
 		}
 		var re *ike.RedirectError
 		redirected := errors.As(err, &re)
@@ -710,6 +721,7 @@ func (c *Client) Close() error {
 	}
 	c.stopTunnel()
 	c.closeDNS()
+	c.stopWatch()
 	c.closeTransport()
 	c.closeRecovery()
 	c.events.stop()

@@ -78,7 +78,8 @@ type Event struct {
 	// Source is where an unprotected QCD message came from (qcd_verified,
 	// qcd_rejected): any address, not only the gateway's.
 	Source string
-	// From and To are the gateways of a failover.
+	// From and To are the gateways of a failover, or our old and new
+	// local addresses when the IKE SA roamed (MOBIKE).
 	From, To string
 	// SinceInbound is how long the gateway had been silent when its QCD
 	// token was verified.

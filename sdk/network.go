@@ -1,21 +1,26 @@
 package sdk
 
 // NetworkChanged tells the client that the device's network changed
-// (Wi-Fi to cellular, a new address, waking from sleep): it sends a NAT
+// (Wi-Fi to cellular, a new address, waking from sleep). It sends a NAT
 // keepalive from the socket at once, so that a new NAT mapping exists
-// before the gateway next sends, and starts a fast liveness check
-// (timers.fast_liveness), so that a path that no longer works is noticed
-// in seconds and Wait fails over. Call it from the platform's
-// connectivity callbacks (Android ConnectivityManager.NetworkCallback,
-// iOS NWPathMonitor). It never blocks and does nothing while no IKE SA is
-// up.
+// before the gateway next sends. With MOBIKE (RFC 4555, when profile and
+// gateway both have it) it then moves the IKE SA to the new path: an
+// UPDATE_SA_ADDRESSES from the address the OS now picks, keeping SPIs and
+// keys, reported as a roamed event; if the new path does not answer
+// within a few seconds, Wait reconnects as after any failure. Without
+// MOBIKE it starts a fast liveness check (timers.fast_liveness), so that
+// a path that no longer works is noticed in seconds and Wait fails over.
+// Call it from the platform's connectivity callbacks (Android
+// ConnectivityManager.NetworkCallback, iOS NWPathMonitor); on Linux the
+// client also watches addresses and routes itself. It never blocks and
+// does nothing while no IKE SA is up.
 func (c *Client) NetworkChanged() {
 	s := c.Session()
 	if s == nil {
 		return
 	}
 	_ = s.Transport().SendKeepalive(s.Remote())
-	s.Hint()
+	c.pathChanged(true)
 }
 
 // Wakeups counts the timer wake-ups of a client, to check that an idle

@@ -109,6 +109,10 @@ type Profile struct {
 	Timers Timers `json:"timers,omitzero"`
 	// MTU of the tunnel interface, 576..9000; 0 means DefaultMTU.
 	MTU int `json:"mtu,omitempty"`
+	// MOBIKE offers RFC 4555 mobility (default true): when the device's
+	// address changes, the IKE and Child SAs move to it instead of being
+	// renegotiated. Used only if the gateway offers it too.
+	MOBIKE *bool `json:"mobike,omitempty"`
 }
 
 // Auth is the client's authentication. Which fields apply depends on Method:
