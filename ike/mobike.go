@@ -162,7 +162,8 @@ func (s *Session) UpdateAddresses(ctx context.Context, local netip.AddrPort) err
 		return ErrNoMOBIKE
 	}
 	res := make(chan error, 2) // onResponse may report before the loop's nil
-	if !s.do(func() { s.queueUpdate(local, res) }) {
+	fail := fmt.Errorf("%w: no answer from the gateway on the new path from %s", ErrRoamFailed, local.Addr())
+	if !s.do(func() { s.queueUpdate(local, res, s.roamRetransmit(), fail) }) {
 		return s.endedErr()
 	}
 	select {
@@ -189,7 +190,7 @@ func (s *Session) endedErr() error {
 
 // queueUpdate puts an UPDATE_SA_ADDRESSES request at the head of the
 // queue, replacing one not yet sent; loop only.
-func (s *Session) queueUpdate(local netip.AddrPort, res chan error) {
+func (s *Session) queueUpdate(local netip.AddrPort, res chan error, rt Retransmit, failErr error) {
 	cookie, err := randomBytes(s.rand, cookie2Len)
 	if err != nil {
 		res <- err
@@ -215,9 +216,8 @@ func (s *Session) queueUpdate(local netip.AddrPort, res chan error) {
 	s.queue = keep
 	st := s.cur
 	remote := s.remote
-	r := &request{exch: wire.ExchangeInformational, st: st, rt: s.roamRetransmit(), roam: res, result: res,
-		payloads: updateRequest(st, local, remote, cookie, fake),
-		failErr:  fmt.Errorf("%w: no answer from the gateway on the new path from %s", ErrRoamFailed, local.Addr())}
+	r := &request{exch: wire.ExchangeInformational, st: st, rt: rt, roam: res, result: res,
+		payloads: updateRequest(st, local, remote, cookie, fake), failErr: failErr}
 	r.onResponse = func(ps []wire.Payload) {
 		if gen != s.roamGen {
 			// A newer update is queued: no MOBIKE processing (§3.5).
@@ -310,4 +310,23 @@ func (s *Session) ourAddr(peer netip.AddrPort) netip.AddrPort {
 		return l
 	}
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), s.t.LocalPort())
+}
+
+// livenessUpdate is the fast liveness check of a MOBIKE client: an
+// UPDATE_SA_ADDRESSES for the address we have, so that a path changed
+// under us (a NAT that lost its mapping and made a new one) is taken up
+// by the gateway with the answer — a MOBIKE gateway moves only on
+// UPDATE_SA_ADDRESSES (strongSwan ignores other messages' addresses).
+// Unanswered, it ends the session with ErrLivenessFailed as the plain
+// check does; loop only.
+func (s *Session) livenessUpdate(rt Retransmit) {
+	for _, r := range s.queue {
+		if r.roam != nil {
+			return // one queued already serves as the check
+		}
+	}
+	if s.out != nil && s.out.req.roam != nil {
+		return
+	}
+	s.queueUpdate(s.LocalAddr(), make(chan error, 2), rt, ErrLivenessFailed)
 }

@@ -382,3 +382,30 @@ func TestNoMOBIKEWithoutGateway(t *testing.T) {
 		t.Errorf("UpdateAddresses: %v", err)
 	}
 }
+
+// TestMOBIKELivenessFollowsNAT: a NAT that lost its mapping gives the
+// client a new source it does not see itself; the fast liveness check of
+// a MOBIKE SA is an UPDATE_SA_ADDRESSES, so the gateway moves with its
+// answer (a MOBIKE gateway ignores the addresses of other messages).
+func TestMOBIKELivenessFollowsNAT(t *testing.T) {
+	leakCheck(t)
+	rl, client, server, moved := mobikePair(t)
+	rl.active.Store(1)
+	client.Hint()
+	select {
+	case to := <-moved:
+		if to != rl.uplink(1) {
+			t.Errorf("moved to %s, want %s", to, rl.uplink(1))
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the liveness check did not move the gateway's session")
+	}
+	if server.Remote() != rl.uplink(1) {
+		t.Errorf("gateway session at %s", server.Remote())
+	}
+	select {
+	case <-client.Done():
+		t.Fatalf("client session ended: %v", client.Err())
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -942,5 +942,9 @@ func (s *Session) livenessCheck(fast bool) {
 	s.log.Debug("liveness check", "fast", fast)
 	s.lastIn = time.Now() // one check per interval
 	s.outSince = time.Time{}
+	if fast && s.mobike && s.initiatorRole {
+		s.livenessUpdate(rt)
+		return
+	}
 	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, rt: rt, failErr: ErrLivenessFailed})
 }
