@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,5 +216,53 @@ func TestQcdvpnMOBIKE(t *testing.T) {
 			}
 		}
 	})
+	c.stop()
+}
+
+// TestInteropMOBIKEFallback: the client's address moves while the
+// gateway is unreachable (all UDP to and from port 4500 dropped for 3 s):
+// the UPDATE_SA_ADDRESSES goes unanswered, the client gives up on the SA
+// within a few seconds and reconnects (disconnected, then connected
+// with new SPIs) once the path works, and traffic flows again.
+func TestInteropMOBIKEFallback(t *testing.T) {
+	requireEnv(t)
+	testbed.RequireNFTables(t)
+	t.Parallel()
+	n := newRoamNet(t)
+	const prop = "aes256gcm16-prfsha256-x25519"
+	e, _ := gatewayOn(t, n.pair, gwOpts{auth: "psk", ikeProposal: prop})
+	p := profileFor(t, e, nil, prop)
+	c := startClient(t, n.pair.Client, writeProfile(t, e.dir, p), "--tun", "qcdr2")
+	first := c.waitEvent("connected", 20*time.Second)
+	testbed.SetLoss(t, n.pair.Gateway, 100, 4500)
+	at := time.Now()
+	addr := n.change1(t)
+	time.Sleep(3 * time.Second)
+	testbed.SetLoss(t, n.pair.Gateway, 0)
+	evs := c.eventsUntil("disconnected", 10*time.Second)
+	for _, ev := range evs {
+		if ev["type"] == "roamed" {
+			t.Errorf("roamed over a dead path: %v", ev)
+		}
+	}
+	gone := evs[len(evs)-1]
+	if r := fmt.Sprint(gone["reason"]); !strings.Contains(r, "MOBIKE") {
+		t.Errorf("disconnected for %q, want the failed MOBIKE update", r)
+	}
+	t.Logf("gave up on the new path %s after %s", addr, time.Since(at).Round(time.Millisecond))
+	again := c.waitEvent("connected", 15*time.Second)
+	if again["ike_spi_i"] == first["ike_spi_i"] {
+		t.Errorf("reconnected with the old SPIs %v", again["ike_spi_i"])
+	}
+	t.Logf("reconnected %s after the change", time.Since(at).Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.pair.Client.Ping(ctx, hostBehind(n.pair)); err != nil {
+		t.Fatalf("ping after the reconnect: %v", err)
+	}
+	sa, err := e.swan.WaitSA(ctx, "rw", func(sa testbed.SA) bool { return sa.InitiatorSPI == again["ike_spi_i"] })
+	if err != nil || sa.RemoteHost != addr.String() {
+		t.Errorf("strongSwan's new SA: %+v, %v; want the client at %s", sa, err, addr)
+	}
 	c.stop()
 }
