@@ -69,7 +69,8 @@ func ExampleClient_Net() {
 	fmt.Fprintf(conn, "GET / HTTP/1.0\r\n\r\n")
 }
 
-// A mobile app tells the client when the device's network changes, so a
+// A mobile app tells the client when the device's network changes: with
+// MOBIKE the IKE SA moves to the new address (a roamed event), else a
 // dead path is noticed within seconds rather than at the next liveness
 // check; the counters show that an idle tunnel lets the device sleep.
 func ExampleClient_NetworkChanged() {
