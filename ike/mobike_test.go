@@ -409,3 +409,35 @@ func TestMOBIKELivenessFollowsNAT(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// FuzzMOBIKEResponse: any INFORMATIONAL the wire codec accepts is judged
+// as an answer to our address update without a panic, and accepted only
+// with our COOKIE2.
+func FuzzMOBIKEResponse(f *testing.F) {
+	cookie := bytes.Repeat([]byte{0x5a}, cookie2Len)
+	st := &ikeState{spii: 1, spir: 2}
+	local, remote := netip.MustParseAddrPort("192.0.2.1:4500"), netip.MustParseAddrPort("192.0.2.2:4500")
+	for _, ps := range [][]wire.Payload{
+		updateRequest(st, local, remote, cookie, nil),
+		{&wire.Notify{NotifyType: wire.NotifyCookie2, Data: cookie}, &wire.Notify{NotifyType: wire.NotifyUnacceptableAddresses}},
+	} {
+		m := wire.Message{Header: wire.Header{SPIi: 1, SPIr: 2, Version: wire.Version2, Exchange: wire.ExchangeInformational, Flags: wire.FlagResponse}, Payloads: ps}
+		b, err := m.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := wire.Parse(b)
+		if err != nil {
+			return
+		}
+		natResult(st.spii, st.spir, local, remote, m.Payloads)
+		if checkUpdateResponse(m.Payloads, cookie) == nil {
+			if n := m.Notify(wire.NotifyCookie2); n == nil || !bytes.Equal(n.Data, cookie) {
+				t.Fatal("accepted without our COOKIE2")
+			}
+		}
+	})
+}
