@@ -23,11 +23,12 @@
 // happens reaches Platform.OnEvent as one JSON object, the same one
 // `qcdvpn up --events json` prints (types connecting, connected,
 // connect_failed, qcd_verified, qcd_rejected, liveness_failed, failover,
-// resumed, rekeyed, disconnected, stats); StatusJSON is a snapshot for the
-// app's UI. Call NetworkChanged when the device's network changes (Android
-// ConnectivityManager callbacks, iOS NWPathMonitor): the tunnel checks at
-// once that the gateway still answers, instead of waiting for traffic to
-// go unanswered.
+// roamed, resumed, rekeyed, disconnected, stats); StatusJSON is a snapshot
+// for the app's UI. Call NetworkChanged when the device's network changes
+// (Android ConnectivityManager callbacks, iOS NWPathMonitor): with MOBIKE
+// the SA moves to the new address at once (roamed), otherwise the tunnel
+// checks at once that the gateway still answers, instead of waiting for
+// traffic to go unanswered.
 //
 // Tickets and QCD tokens persist, sealed with Platform.StoreKey, under
 // Platform.StateDir, so a tunnel the OS restarts resumes with one round

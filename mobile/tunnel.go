@@ -357,9 +357,11 @@ func (t *Tunnel) StatusJSON() string {
 
 // NetworkChanged tells the tunnel that the device's network changed
 // (Wi-Fi to cellular, a new address): it sends a NAT keepalive from the
-// socket at once and starts a fast liveness check, so that a path that
-// no longer works is noticed in seconds and the tunnel fails over. It
-// never blocks and does nothing while no IKE SA is up.
+// socket at once and, with MOBIKE, moves the IKE SA to the new address
+// (event roamed; the tunnel reconnects if the new path fails); without
+// MOBIKE it starts a fast liveness check, so that a path that no longer
+// works is noticed in seconds and the tunnel fails over. It never blocks
+// and does nothing while no IKE SA is up.
 func (t *Tunnel) NetworkChanged() { t.client.NetworkChanged() }
 
 // onEvent tracks the state for StatusJSON and forwards the event.
