@@ -188,4 +188,3 @@ func (b *debouncer) stop() {
 		b.t.Stop()
 	}
 }
-
