@@ -264,7 +264,13 @@ func (s *Session) mobikeRespond(st *ikeState, ps []wire.Payload) []wire.Payload 
 	var out []wire.Payload
 	from := s.reqFrom
 	if s.mobike && from.IsValid() {
-		if wire.FindNotify(ps, wire.NotifyUpdateSAAddresses) != nil && !s.initiatorRole {
+		if n := wire.FindNotify(ps, wire.NotifyNoNATsAllowed); n != nil && !s.noNATsHold(n.Data, from) {
+			// §3.9: the addresses were translated on the way; answer
+			// where the request came from, change nothing.
+			s.log.Info("NO_NATS_ALLOWED does not match the IP header", "from", from)
+			s.respondTo = from
+			out = append(out, &wire.Notify{NotifyType: wire.NotifyUnexpectedNATDetected})
+		} else if wire.FindNotify(ps, wire.NotifyUpdateSAAddresses) != nil && !s.initiatorRole {
 			s.peerUpdate(st, from, ps)
 		}
 		if wire.FindNotify(ps, wire.NotifyNATDetectionSourceIP) != nil {
@@ -329,4 +335,43 @@ func (s *Session) livenessUpdate(rt Retransmit) {
 		return
 	}
 	s.queueUpdate(s.LocalAddr(), make(chan error, 2), rt, ErrLivenessFailed)
+}
+
+var errBadNoNATs = errors.New("ike: malformed NO_NATS_ALLOWED")
+
+// parseNoNATs reads NO_NATS_ALLOWED data (RFC 4555 §4.2.6): source and
+// destination address, then source and destination port; 12 octets for
+// IPv4, 36 for IPv6.
+func parseNoNATs(b []byte) (src, dst netip.AddrPort, err error) {
+	var n int
+	switch len(b) {
+	case 12:
+		n = 4
+	case 36:
+		n = 16
+	default:
+		return src, dst, errBadNoNATs
+	}
+	sa, _ := netip.AddrFromSlice(b[:n])
+	da, _ := netip.AddrFromSlice(b[n : 2*n])
+	sp := uint16(b[2*n])<<8 | uint16(b[2*n+1])
+	dp := uint16(b[2*n+2])<<8 | uint16(b[2*n+3])
+	return netip.AddrPortFrom(sa, sp), netip.AddrPortFrom(da, dp), nil
+}
+
+// encodeNoNATs is NO_NATS_ALLOWED data for a packet from src to dst.
+func encodeNoNATs(src, dst netip.AddrPort) []byte {
+	b := append(src.Addr().AsSlice(), dst.Addr().AsSlice()...)
+	return append(b, byte(src.Port()>>8), byte(src.Port()), byte(dst.Port()>>8), byte(dst.Port()))
+}
+
+// noNATsHold reports whether NO_NATS_ALLOWED data names the addresses
+// the request really travelled between.
+func (s *Session) noNATsHold(b []byte, from netip.AddrPort) bool {
+	src, dst, err := parseNoNATs(b)
+	if err != nil {
+		return false
+	}
+	unmap := func(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+	return unmap(src) == unmap(from) && unmap(dst) == unmap(s.ourAddr(from))
 }

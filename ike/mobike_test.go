@@ -441,3 +441,62 @@ func FuzzMOBIKEResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestNoNATsAllowed: the gateway checks NO_NATS_ALLOWED against the IP
+// header (RFC 4555 §3.9): through a translating path it answers
+// UNEXPECTED_NAT_DETECTED and stays where it is; with the addresses the
+// packet really had it accepts the update.
+func TestNoNATsAllowed(t *testing.T) {
+	leakCheck(t)
+	rl, client, server, _ := mobikePair(t)
+	gwAddr := server.LocalAddr()
+	if !gwAddr.IsValid() {
+		gwAddr = server.ourAddr(rl.uplink(0))
+	}
+	send := func(data []byte) []wire.Payload {
+		got := make(chan []wire.Payload, 1)
+		client.do(func() {
+			client.queue = append(client.queue, &request{exch: wire.ExchangeInformational, st: client.cur,
+				payloads: []wire.Payload{&wire.Notify{NotifyType: wire.NotifyUpdateSAAddresses},
+					&wire.Notify{NotifyType: wire.NotifyNoNATsAllowed, Data: data}},
+				onResponse: func(ps []wire.Payload) { got <- ps }})
+		})
+		select {
+		case ps := <-got:
+			return ps
+		case <-time.After(3 * time.Second):
+			t.Fatal("no answer")
+			return nil
+		}
+	}
+	// What the client believes: its own socket to the relay.
+	ps := send(encodeNoNATs(client.LocalAddr(), rl.addr()))
+	if wire.FindNotify(ps, wire.NotifyUnexpectedNATDetected) == nil {
+		t.Errorf("translated path: answer %v lacks UNEXPECTED_NAT_DETECTED", ps)
+	}
+	// What the gateway saw.
+	ps = send(encodeNoNATs(rl.uplink(0), gwAddr))
+	if wire.FindNotify(ps, wire.NotifyUnexpectedNATDetected) != nil {
+		t.Errorf("true addresses refused: %v", ps)
+	}
+	if server.Remote() != rl.uplink(0) {
+		t.Errorf("gateway moved to %s", server.Remote())
+	}
+}
+
+// FuzzParseNoNATs: NO_NATS_ALLOWED data of any length is read or
+// refused without a panic, and what is read encodes back to the input.
+func FuzzParseNoNATs(f *testing.F) {
+	f.Add(encodeNoNATs(netip.MustParseAddrPort("192.0.2.1:4500"), netip.MustParseAddrPort("192.0.2.2:4500")))
+	f.Add(encodeNoNATs(netip.MustParseAddrPort("[2001:db8::1]:500"), netip.MustParseAddrPort("[2001:db8::2]:4500")))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		src, dst, err := parseNoNATs(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(encodeNoNATs(src, dst), b) {
+			t.Fatalf("%x read as %s -> %s", b, src, dst)
+		}
+	})
+}

@@ -239,6 +239,7 @@ type Session struct {
 	frags      *reassembler
 	local      netip.AddrPort // our address as the peer knows it (under mu)
 	reqFrom    netip.AddrPort // where the request being answered came from
+	respondTo  netip.AddrPort // set: answer there rather than to remote (once)
 	roamGen    uint64         // counts our UPDATE_SA_ADDRESSES requests
 	queue      []*request
 	out        *pending
@@ -727,8 +728,12 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	}
 	st.peerNext++
 	st.lastResp = raw
+	to := s.remote
+	if s.respondTo.IsValid() {
+		to, s.respondTo = s.respondTo, netip.AddrPort{}
+	}
 	for _, m := range raw {
-		_ = s.t.Send(m, s.remote, s.encap)
+		_ = s.t.Send(m, to, s.encap)
 	}
 	if after != nil {
 		after()
