@@ -246,6 +246,7 @@ func (s *Session) queueUpdate(local netip.AddrPort, res chan error, rt Retransmi
 		s.log.Info("address updated (MOBIKE)", "local", local, "nat_local", natLocal)
 	}
 	s.queue = append([]*request{r}, s.queue...)
+	s.log.Debug("address update queued", "local", local, "gen", gen, "outstanding", s.out != nil)
 	if p := s.out; p != nil {
 		// Window size 1: the outstanding request goes out again now,
 		// from the new source, so its answer comes without waiting for

@@ -240,6 +240,7 @@ type Session struct {
 	local      netip.AddrPort // our address as the peer knows it (under mu)
 	reqFrom    netip.AddrPort // where the request being answered came from
 	respondTo  netip.AddrPort // set: answer there rather than to remote (once)
+	held       *heldResponse  // an answer waiting for the answer to our request of the same ID
 	roamGen    uint64         // counts our UPDATE_SA_ADDRESSES requests
 	queue      []*request
 	out        *pending
@@ -641,7 +642,9 @@ func (s *Session) sendNext(retx *time.Timer) {
 		st.nextID++
 	}
 	for _, m := range raw {
-		_ = s.t.Send(m, s.remote, s.encap)
+		if err := s.t.Send(m, s.remote, s.encap); err != nil {
+			s.log.Debug("sending a request", "exchange", r.exch, "id", id, "err", err)
+		}
 	}
 	retx.Reset(rt.Timeout)
 }
@@ -696,6 +699,10 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 		}
 		retx.Stop()
 		s.out = nil
+		if s.held != nil {
+			// Let the peer finish with our request first.
+			s.releaseHeldAfter(s.held, holdAfterAnswer)
+		}
 		if p.req.onResponse != nil {
 			p.req.onResponse(ps)
 		}
@@ -732,8 +739,15 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	if s.respondTo.IsValid() {
 		to, s.respondTo = s.respondTo, netip.AddrPort{}
 	}
-	for _, m := range raw {
-		_ = s.t.Send(m, to, s.encap)
+	if p := s.out; p != nil && p.st == st && p.id == h.MessageID {
+		s.log.Debug("holding our answer until the peer answered our request of the same ID", "exchange", h.Exchange, "id", h.MessageID)
+		s.holdResponse(raw, to)
+	} else {
+		for _, m := range raw {
+			if err := s.t.Send(m, to, s.encap); err != nil {
+				s.log.Debug("sending a response", "exchange", h.Exchange, "id", h.MessageID, "err", err)
+			}
+		}
 	}
 	if after != nil {
 		after()
@@ -952,4 +966,58 @@ func (s *Session) livenessCheck(fast bool) {
 		return
 	}
 	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, rt: rt, failErr: ErrLivenessFailed})
+}
+
+// heldResponse is our answer to a peer request that has the message ID
+// of our own outstanding request.
+type heldResponse struct {
+	raw [][]byte
+	to  netip.AddrPort
+}
+
+// holdAnswerFor is how long an answer is held at most, holdAfterAnswer
+// how long after the peer answered our request (see holdResponse).
+const (
+	holdAnswerFor   = 100 * time.Millisecond
+	holdAfterAnswer = 10 * time.Millisecond
+)
+
+// holdResponse delays an answer until the peer answered our request of
+// the same message ID (and a little longer), or briefly: strongSwan tells requests from
+// responses only after checking an IKE SA out, and drops a message whose
+// ID is the one it is processing, so an answer that arrives while it
+// still works on our request (it starts a Child SA rekey from within a
+// MOBIKE update) would be lost until its retransmission, seconds later.
+// Loop only.
+func (s *Session) holdResponse(raw [][]byte, to netip.AddrPort) {
+	s.releaseHeld()
+	h := &heldResponse{raw: raw, to: to}
+	s.held = h
+	s.releaseHeldAfter(h, holdAnswerFor)
+}
+
+// releaseHeldAfter sends h after d unless it went out already.
+func (s *Session) releaseHeldAfter(h *heldResponse, d time.Duration) {
+	time.AfterFunc(d, func() {
+		select {
+		case s.cmds <- func() {
+			if s.held == h {
+				s.releaseHeld()
+			}
+		}:
+		case <-s.done:
+		}
+	})
+}
+
+// releaseHeld sends a held answer now; loop only.
+func (s *Session) releaseHeld() {
+	h := s.held
+	if h == nil {
+		return
+	}
+	s.held = nil
+	for _, m := range h.raw {
+		_ = s.t.Send(m, h.to, s.encap)
+	}
 }
