@@ -85,8 +85,13 @@
 // On Android, Options.Protect receives the client's UDP socket before it
 // is used, for VpnService.protect; Options.Device with DataPlaneDevice is
 // the TUN the OS handed over. Call Client.NetworkChanged when the device's
-// network changes: the client sends a NAT keepalive and checks at once
-// that the gateway still answers.
+// network changes: the client sends a NAT keepalive and, with MOBIKE (RFC
+// 4555, profile "mobike", on by default, and a gateway that offers it),
+// moves the IKE SA to the new address with UPDATE_SA_ADDRESSES, keeping
+// its SPIs and keys (event roamed, with the old and new local address in
+// From and To); if the new path does not answer within a few seconds, or
+// without MOBIKE, the usual liveness check and reconnect take over. On
+// Linux the client also watches addresses and routes itself.
 //
 // Nothing polls. A connected client with no traffic wakes only for its
 // NAT keepalive (timers.keepalive, 20 s by default; package mobile uses
