@@ -48,6 +48,7 @@ type initState struct {
 	natLocal     bool // we are behind a NAT
 	natRemote    bool // the gateway is behind a NAT
 	peerNATT     bool // the gateway sent NAT detection (it speaks NAT-T)
+	seenAs       []byte // its NAT_DETECTION_DESTINATION_IP: how it sees our address
 
 	keys  *saKeys
 	suite Suite
@@ -328,6 +329,7 @@ func (st *initState) peerNotifies(m *wire.Message) {
 				st.natRemote = true
 			}
 		case wire.NotifyNATDetectionDestinationIP:
+			st.seenAs = append([]byte(nil), n.Data...)
 			if !bytesEqual(n.Data, natHash(st.spii, st.spir, st.local)) {
 				st.natLocal = true
 			}

@@ -231,6 +231,7 @@ func (s *Session) queueUpdate(local netip.AddrPort, res chan error, rt Retransmi
 			return
 		}
 		s.setLocal(local)
+		s.noteSeenAs(st, ps)
 		natLocal, natRemote, _ := natResult(st.spii, st.spir, local, s.remote, ps)
 		if (natLocal || natRemote) && !s.encap {
 			// A NAT on the new path: float to NAT-T (RFC 7296 §2.23).
@@ -266,10 +267,9 @@ func (s *Session) mobikeRespond(st *ikeState, ps []wire.Payload) []wire.Payload 
 	from := s.reqFrom
 	if s.mobike && from.IsValid() {
 		if n := wire.FindNotify(ps, wire.NotifyNoNATsAllowed); n != nil && !s.noNATsHold(n.Data, from) {
-			// §3.9: the addresses were translated on the way; answer
-			// where the request came from, change nothing.
+			// §3.9: the addresses were translated on the way; the
+			// answer goes where the request came from, nothing moves.
 			s.log.Info("NO_NATS_ALLOWED does not match the IP header", "from", from)
-			s.respondTo = from
 			out = append(out, &wire.Notify{NotifyType: wire.NotifyUnexpectedNATDetected})
 		} else if wire.FindNotify(ps, wire.NotifyUpdateSAAddresses) != nil && !s.initiatorRole {
 			s.peerUpdate(st, from, ps)
@@ -319,25 +319,62 @@ func (s *Session) ourAddr(peer netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), s.t.LocalPort())
 }
 
-// livenessUpdate is the fast liveness check of a MOBIKE client: an
-// UPDATE_SA_ADDRESSES for the address we have, so that a path changed
-// under us (a NAT that lost its mapping and made a new one) is taken up
-// by the gateway with the answer — a MOBIKE gateway moves only on
-// UPDATE_SA_ADDRESSES (strongSwan ignores other messages' addresses).
-// Unanswered, it ends the session with ErrLivenessFailed as the plain
-// check does; loop only.
-func (s *Session) livenessUpdate(rt Retransmit) {
+
+// seenAs is the gateway's NAT_DETECTION_DESTINATION_IP of the IKE SA
+// spii/spir: the hash of our address and port as it saw them.
+type seenAs struct {
+	spii, spir uint64
+	hash       []byte
+}
+
+// noteSeenAs remembers how the gateway saw us in an answer under st.
+func (s *Session) noteSeenAs(st *ikeState, ps []wire.Payload) {
+	if n := wire.FindNotify(ps, wire.NotifyNATDetectionDestinationIP); n != nil {
+		s.seenAs = seenAs{spii: st.spii, spir: st.spir, hash: append([]byte(nil), n.Data...)}
+	}
+}
+
+// livenessNATCheck is the fast liveness check of a MOBIKE client: an
+// INFORMATIONAL with NAT detection (RFC 4555 §3.8). If the gateway now
+// sees us at another address or port than before — a NAT lost its
+// mapping and made a new one, which we cannot see ourselves — an
+// UPDATE_SA_ADDRESSES follows at once, since a MOBIKE gateway moves only
+// on that (strongSwan ignores the addresses of other messages). An
+// unchanged path costs nothing more: strongSwan with kernel-libipsec
+// rekeys every Child SA on each UPDATE_SA_ADDRESSES, so it is not sent
+// on every check. Unanswered, either ends the session with
+// ErrLivenessFailed as the plain check does; loop only.
+func (s *Session) livenessNATCheck(rt Retransmit) {
 	for _, r := range s.queue {
-		if r.roam != nil {
+		if r.roam != nil || r.natCheck {
 			return // one queued already serves as the check
 		}
 	}
-	if s.out != nil && s.out.req.roam != nil {
+	if p := s.out; p != nil && (p.req.roam != nil || p.req.natCheck) {
 		return
 	}
-	s.queueUpdate(s.LocalAddr(), make(chan error, 2), rt, ErrLivenessFailed)
+	var fake []byte
+	if s.cfg != nil && s.cfg.ForceEncap {
+		var err error
+		if fake, err = randomBytes(s.rand, sha1.Size); err != nil {
+			return
+		}
+	}
+	st := s.cur
+	local := s.LocalAddr()
+	r := &request{exch: wire.ExchangeInformational, st: st, rt: rt, natCheck: true, failErr: ErrLivenessFailed,
+		payloads: natDetection(st.spii, st.spir, local, s.remote, fake)}
+	r.onResponse = func(ps []wire.Payload) {
+		n := wire.FindNotify(ps, wire.NotifyNATDetectionDestinationIP)
+		prev := s.seenAs
+		if n != nil && prev.spii == st.spii && prev.spir == st.spir && bytesEqual(prev.hash, n.Data) {
+			return // the same path as before
+		}
+		s.log.Info("the gateway sees us at a new address or port: updating (MOBIKE)", "nat_detection", n != nil)
+		s.queueUpdate(local, make(chan error, 2), rt, ErrLivenessFailed)
+	}
+	s.queue = append(s.queue, r)
 }
-
 var errBadNoNATs = errors.New("ike: malformed NO_NATS_ALLOWED")
 
 // parseNoNATs reads NO_NATS_ALLOWED data (RFC 4555 §4.2.6): source and

@@ -239,9 +239,9 @@ type Session struct {
 	frags      *reassembler
 	local      netip.AddrPort // our address as the peer knows it (under mu)
 	reqFrom    netip.AddrPort // where the request being answered came from
-	respondTo  netip.AddrPort // set: answer there rather than to remote (once)
 	held       *heldResponse  // an answer waiting for the answer to our request of the same ID
 	roamGen    uint64         // counts our UPDATE_SA_ADDRESSES requests
+	seenAs     seenAs         // how the gateway last saw our address (MOBIKE)
 	queue      []*request
 	out        *pending
 	timers     Timers
@@ -296,6 +296,8 @@ type request struct {
 	// roam is set on an UPDATE_SA_ADDRESSES request (RFC 4555): where
 	// its outcome goes when a newer one replaces it unsent.
 	roam chan error
+	// natCheck marks a MOBIKE liveness check with NAT detection.
+	natCheck bool
 }
 
 // pending is our one outstanding request (window size 1).
@@ -322,6 +324,7 @@ func newSession(st *initState) *Session {
 		remote:      st.remote,
 		encap:       st.encap,
 		local:       st.local,
+		seenAs:      seenAs{spii: st.spii, spir: st.spir, hash: st.seenAs},
 		SPIi:        st.spii,
 		SPIr:        st.spir,
 		Suite:       st.suite,
@@ -720,7 +723,7 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	switch {
 	case h.MessageID+1 == st.peerNext && st.lastResp != nil:
 		for _, m := range st.lastResp {
-			_ = s.t.Send(m, s.remote, s.encap)
+			_ = s.t.Send(m, d.From, s.encap)
 		}
 		return
 	case h.MessageID != st.peerNext:
@@ -735,10 +738,10 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	}
 	st.peerNext++
 	st.lastResp = raw
-	to := s.remote
-	if s.respondTo.IsValid() {
-		to, s.respondTo = s.respondTo, netip.AddrPort{}
-	}
+	// RFC 7296 §2.11: the answer goes where the request came from (a
+	// moved MOBIKE peer before its UPDATE_SA_ADDRESSES, a NAT's new
+	// mapping).
+	to := d.From
 	if p := s.out; p != nil && p.st == st && p.id == h.MessageID {
 		s.log.Debug("holding our answer until the peer answered our request of the same ID", "exchange", h.Exchange, "id", h.MessageID)
 		s.holdResponse(raw, to)
@@ -962,7 +965,7 @@ func (s *Session) livenessCheck(fast bool) {
 	s.lastIn = time.Now() // one check per interval
 	s.outSince = time.Time{}
 	if fast && s.mobike && s.initiatorRole {
-		s.livenessUpdate(rt)
+		s.livenessNATCheck(rt)
 		return
 	}
 	s.queue = append(s.queue, &request{exch: wire.ExchangeInformational, rt: rt, failErr: ErrLivenessFailed})
