@@ -45,9 +45,9 @@ type initState struct {
 
 	peerHashes   []uint16
 	peerFragment bool
-	natLocal     bool // we are behind a NAT
-	natRemote    bool // the gateway is behind a NAT
-	peerNATT     bool // the gateway sent NAT detection (it speaks NAT-T)
+	natLocal     bool   // we are behind a NAT
+	natRemote    bool   // the gateway is behind a NAT
+	peerNATT     bool   // the gateway sent NAT detection (it speaks NAT-T)
 	seenAs       []byte // its NAT_DETECTION_DESTINATION_IP: how it sees our address
 
 	keys  *saKeys

@@ -319,7 +319,6 @@ func (s *Session) ourAddr(peer netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), s.t.LocalPort())
 }
 
-
 // seenAs is the gateway's NAT_DETECTION_DESTINATION_IP of the IKE SA
 // spii/spir: the hash of our address and port as it saw them.
 type seenAs struct {
@@ -375,6 +374,7 @@ func (s *Session) livenessNATCheck(rt Retransmit) {
 	}
 	s.queue = append(s.queue, r)
 }
+
 var errBadNoNATs = errors.New("ike: malformed NO_NATS_ALLOWED")
 
 // parseNoNATs reads NO_NATS_ALLOWED data (RFC 4555 §4.2.6): source and
