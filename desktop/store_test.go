@@ -105,6 +105,7 @@ func TestDescribe(t *testing.T) {
 		{sdk.Event{Type: sdk.EventRekeyed, Gateway: "192.0.2.1", Reason: "ike"}, "Renewed the IKE keys with 192.0.2.1"},
 		{sdk.Event{Type: sdk.EventDisconnected}, "Disconnected from the gateway: no reason given"},
 		{sdk.Event{Type: sdk.EventHASynced, Gateway: "192.0.2.1"}, "A standby gateway took over the session at 192.0.2.1 (RFC 6311 sync); same keys, no reconnect"},
+		{sdk.Event{Type: sdk.EventRoamed, Gateway: "192.0.2.1", From: "10.0.0.5", To: "10.9.0.7", Elapsed: 3 * time.Millisecond}, "Moved the session to the new network (10.0.0.5 → 10.9.0.7) in 3 ms; same keys, no reconnect (MOBIKE)"},
 		{sdk.Event{Type: "mobike_update", Reason: "new address"}, "mobike update: new address"},
 	} {
 		got, ok := Describe(c.e)

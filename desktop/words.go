@@ -74,6 +74,12 @@ func Describe(e sdk.Event) (string, bool) {
 			return s, true
 		}
 		return "Renewed keys with " + gw, true
+	case sdk.EventRoamed:
+		s := "Moved the session to the new network (" + firstNonEmpty(e.From, "old address") + " → " + firstNonEmpty(e.To, "new address") + ")"
+		if e.Elapsed > 0 {
+			s += " in " + millis(e.Elapsed)
+		}
+		return s + "; same keys, no reconnect (MOBIKE)", true
 	case sdk.EventHASynced:
 		return "A standby gateway took over the session at " + gw + " (RFC 6311 sync); same keys, no reconnect", true
 	case sdk.EventStats:
