@@ -2,15 +2,20 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: check deps vet test fuzz crossbuild build bench bench-net mobile mobile-test flood desktop desktop-test desktop-screenshot desktop-package
+.PHONY: check deps vet lint test fuzz crossbuild build bench bench-net mobile mobile-test flood desktop desktop-test desktop-screenshot desktop-package
 
-check: deps vet build crossbuild test flood mobile mobile-test desktop-test fuzz
+check: deps lint build crossbuild test flood mobile mobile-test desktop-test fuzz
 
 deps:
 	./scripts/install-deps.sh
 
 vet:
 	$(GO) vet ./...
+
+# vet + staticcheck + govulncheck (offline: the vulnerability database comes
+# from a pinned golang.org/x/vulndb module through the Go module proxy).
+lint:
+	./scripts/lint.sh
 
 build:
 	$(GO) build -o build/qcdvpn ./cmd/qcdvpn

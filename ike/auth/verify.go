@@ -63,6 +63,7 @@ func rsaKey(pub crypto.PublicKey, method uint8) (*rsa.PublicKey, error) {
 
 func ecdsaKey(pub crypto.PublicKey, method uint8) (*ecdsa.PublicKey, error) {
 	k, ok := pub.(*ecdsa.PublicKey)
+	//lint:ignore SA1019 only a nil check: a zero key would panic in crypto/ecdsa.Verify
 	if !ok || k == nil || k.Curve == nil || k.X == nil || k.Y == nil {
 		return nil, fmt.Errorf("auth: method %d needs an ECDSA public key, have %T", method, pub)
 	}

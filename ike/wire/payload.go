@@ -20,9 +20,6 @@ type Payload interface {
 // genericHeaderLen is the size of the generic payload header.
 const genericHeaderLen = 4
 
-// maxBodyLen is the largest body a 16-bit Payload Length can describe.
-const maxBodyLen = 0xffff - genericHeaderLen
-
 // orNil returns nil for an empty slice, so decoded payloads compare equal
 // whether a field was absent or empty, and caps the capacity so that
 // appending to one decoded field never overwrites the next.

@@ -668,15 +668,6 @@ func (c *cli) addr() netip.AddrPort {
 
 func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
 
-func parseHex64(t testing.TB, s string) uint64 {
-	t.Helper()
-	v, err := strconv.ParseUint(s, 16, 64)
-	if err != nil {
-		t.Fatalf("bad SPI %q", s)
-	}
-	return v
-}
-
 // lineReader reads lines from a child's stdout with timeouts; it keeps
 // reading whether or not anyone asks.
 type lineReader struct {

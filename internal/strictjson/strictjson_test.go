@@ -23,6 +23,7 @@ type doc struct {
 	List    []inner           `json:"list"`
 	Keys    map[string]string `json:"keys"`
 	Skipped string            `json:"-"`
+	//lint:ignore U1000 an unexported field the checker must skip
 	private string
 	Bad     complex128 `json:"bad"`
 }
