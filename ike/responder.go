@@ -193,6 +193,7 @@ type ResponderStats struct {
 	Resumed     uint64 // sessions established by IKE_SESSION_RESUME
 	Redirected  uint64 // clients sent to another gateway
 	TicketNack  uint64 // tickets refused
+	InitRefused uint64 // IKE_SA_INIT requests refused as malformed (bad key exchange value, ...)
 }
 
 // Responder is the gateway side of the engine: it answers IKE_SA_INIT and

@@ -109,6 +109,9 @@ func (r *Responder) saInit(d Datagram, h wire.Header) {
 	ho, err := r.newHalfOpen(d, h, m, chosen, suite, ke, nonce.Data)
 	if err != nil {
 		r.log.Info("IKE_SA_INIT refused", "from", d.From, "err", err)
+		r.mu.Lock()
+		r.stats.InitRefused++
+		r.mu.Unlock()
 		r.initNotify(d, h, wire.NotifyInvalidSyntax, nil)
 		return
 	}

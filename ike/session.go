@@ -268,6 +268,7 @@ type Session struct {
 	lastSeen  time.Time
 	started   bool
 	wakeups   atomic.Uint64 // fires of the loop's tick timer
+	drops     dropCounters  // inbound messages discarded (see Drops)
 
 	ha       haState // RFC 6311 (hasync.go)
 	imported bool    // taken over from another gateway (Responder.Import)
@@ -664,14 +665,17 @@ func (s *Session) stateFor(spii, spir uint64) *ikeState {
 
 func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	if len(d.Data) < wire.HeaderLen {
+		s.drops.malformed.Add(1)
 		return
 	}
 	h0, err := wire.ParseHeader(d.Data)
 	if err != nil {
+		s.drops.malformed.Add(1)
 		return
 	}
 	st := s.stateFor(h0.SPIi, h0.SPIr)
 	if st == nil {
+		s.drops.unknownSA.Add(1)
 		return
 	}
 	if s.frags == nil {
@@ -686,10 +690,20 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 		if qerr := s.hooks.Unprotected(d.Data, d.From); qerr != nil {
 			s.log.Info("IKE SA ended by an unprotected message", "from", d.From, "reason", qerr)
 			s.finish(qerr)
+			return
 		}
+		s.drops.unprotected.Add(1)
 		return
 	}
-	if err != nil || !complete {
+	if errors.Is(err, errNotEncrypted) {
+		s.drops.unprotected.Add(1)
+		return
+	}
+	if err != nil {
+		s.drops.count(err)
+		return
+	}
+	if !complete {
 		// Unprotected, forged, or a fragment of more to come: never
 		// changes state (RFC 7296 §2.21).
 		return
@@ -698,6 +712,7 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 	if h.IsResponse() {
 		p := s.out
 		if p == nil || p.st != st || h.MessageID != p.id || (p.req.accept != nil && !p.req.accept(ps)) {
+			s.drops.unexpected.Add(1)
 			return
 		}
 		retx.Stop()
@@ -727,6 +742,7 @@ func (s *Session) inbound(d Datagram, retx *time.Timer) {
 		}
 		return
 	case h.MessageID != st.peerNext:
+		s.drops.replayed.Add(1)
 		return
 	}
 	s.reqFrom = d.From

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -70,6 +71,8 @@ type Transport struct {
 
 	done chan struct{}
 	wg   sync.WaitGroup
+
+	queueFull atomic.Uint64 // IKE datagrams dropped: their SA's queue was full
 }
 
 // batchConn is recvmmsg/sendmmsg on Linux (x/net falls back to one message
@@ -344,6 +347,7 @@ func (t *Transport) dispatch(b []byte, from netip.AddrPort) (esp []byte, isESP b
 	select {
 	case ch <- d:
 	default:
+		t.queueFull.Add(1)
 		t.log.Debug("ike inbound queue full, dropped", "from", from)
 	}
 	return nil, false
