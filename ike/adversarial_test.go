@@ -494,7 +494,7 @@ func TestForgedAndReplayedIKE(t *testing.T) {
 	t.Logf("client drops: %+v (queue full in the flood: %d); gateway drops: %+v", d, qf, s.Drops())
 	// Of the 4000 flood datagrams, those the kernel's socket buffer did
 	// not drop were judged forged or did not fit the queue.
-	if d.Forged-dc0.Forged < 500 {
+	if d.Forged-dc0.Forged < 100 || d.Forged-dc0.Forged+qf < 500 {
 		t.Errorf("of 4000 forged fragments only %d were counted as forged (%d queue full)", d.Forged-dc0.Forged, qf)
 	}
 	if ds := s.Drops(); ds.Replayed+ds.Unexpected+ds.Unprotected == 0 {
