@@ -184,7 +184,8 @@ func (s *Session) startChildRekey() {
 	if ke != nil {
 		ps = append(ps, &wire.KE{Group: ke.Group(), Data: ke.PublicKey()})
 	}
-	ps = append(ps, &wire.TS{Selectors: old.TSi}, &wire.TS{Responder: true, Selectors: old.TSr})
+	ours, theirs := s.tsOf(old)
+	ps = append(ps, &wire.TS{Selectors: ours}, &wire.TS{Responder: true, Selectors: theirs})
 	req := &request{exch: wire.ExchangeCreateChildSA, payloads: ps}
 	req.onResponse = func(resp []wire.Payload) {
 		peer := s.rekeys.peer
@@ -238,7 +239,9 @@ func (s *Session) childRekeyed(old *ChildSA, ps []wire.Payload, offered []wire.P
 	c := &ChildSA{Suite: suite, SPIIn: spi, SPIOut: binary.BigEndian.Uint32(peerSPI), TSi: old.TSi, TSr: old.TSr, Encap: old.Encap}
 	for _, p := range ps {
 		if ts, ok := p.(*wire.TS); ok {
-			if ts.Responder {
+			// The response's TSr is the peer's side; ChildSA.TSi is the
+			// client's side whoever started the exchange.
+			if ts.Responder == s.initiatorRole {
 				c.TSr = ts.Selectors
 			} else {
 				c.TSi = ts.Selectors
@@ -425,7 +428,7 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 		}
 		resp = append(resp, &wire.KE{Group: suite.DH, Data: ke.PublicKey()})
 	}
-	// The gateway is the initiator of this exchange: its TSi is our TSr.
+	// The peer is the initiator of this exchange: its TSi is its side.
 	c := &ChildSA{Suite: suite, SPIIn: spi, SPIOut: binary.BigEndian.Uint32(peerSPI), TSi: old.TSi, TSr: old.TSr, Encap: old.Encap}
 	if suite.HasAddKE() {
 		f := &followup{prev: s.cur, suite: suite, secrets: [][]byte{gir}, ni: nonce.Data, nr: nr, child: c, old: old}
@@ -434,7 +437,8 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, nonce.Data, nr, false); err != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
 	}
-	resp = append(resp, &wire.TS{Selectors: old.TSr}, &wire.TS{Responder: true, Selectors: old.TSi})
+	ours, theirs := s.tsOf(old)
+	resp = append(resp, &wire.TS{Selectors: theirs}, &wire.TS{Responder: true, Selectors: ours})
 	if colliding {
 		// Both ends rekey at once (RFC 7296 §2.8.1, §2.25.1): answer as
 		// usual, accept traffic on the new SA, and decide which survives
@@ -649,4 +653,14 @@ func (s *Session) dropOld(st *ikeState) {
 			s.t.unregister(st.ourSPI())
 		}
 	}
+}
+
+// tsOf returns c's traffic selectors as ours and the peer's: ChildSA.TSi
+// is the client's (the IKE SA's original initiator) side in both roles,
+// while a CREATE_CHILD_SA's TSi is the side of whoever sends the request.
+func (s *Session) tsOf(c *ChildSA) (ours, theirs []wire.Selector) {
+	if s.initiatorRole {
+		return c.TSi, c.TSr
+	}
+	return c.TSr, c.TSi
 }

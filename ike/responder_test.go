@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -174,6 +175,10 @@ func checkChildMirror(t *testing.T, c, s *ChildSA) {
 	}
 	if c.Encap != s.Encap {
 		t.Errorf("encapsulation: client %v, server %v", c.Encap, s.Encap)
+	}
+	// TSi is the client's side on both ends, after rekeys by either too.
+	if fmt.Sprint(c.TSi) != fmt.Sprint(s.TSi) || fmt.Sprint(c.TSr) != fmt.Sprint(s.TSr) || len(c.TSi) == 0 || len(c.TSr) == 0 {
+		t.Errorf("traffic selectors: client TSi %v TSr %v, server TSi %v TSr %v", c.TSi, c.TSr, s.TSi, s.TSr)
 	}
 }
 
