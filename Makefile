@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: check deps vet lint test fuzz crossbuild build bench bench-net mobile mobile-test flood desktop desktop-test desktop-screenshot desktop-package
+.PHONY: check deps vet lint test fuzz crossbuild build bench bench-net mobile mobile-test flood desktop desktop-test desktop-screenshot desktop-package fuzz-long
 
 check: deps lint build crossbuild test flood mobile mobile-test desktop-test fuzz
 
@@ -25,6 +25,10 @@ test:
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# Every fuzz target for 10 minutes (hours in all; not part of check).
+fuzz-long:
+	FUZZTIME=10m ./scripts/fuzz.sh
 
 crossbuild:
 	./scripts/crossbuild.sh
