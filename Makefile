@@ -2,9 +2,9 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: check deps vet lint test fuzz crossbuild build bench bench-net mobile mobile-test flood desktop desktop-test desktop-screenshot desktop-package fuzz-long
+.PHONY: check deps vet lint test fuzz crossbuild build bench bench-net mobile mobile-test flood desktop desktop-test desktop-screenshot desktop-package fuzz-long soak soak-short
 
-check: deps lint build crossbuild test flood mobile mobile-test desktop-test fuzz
+check: deps lint build crossbuild test flood mobile mobile-test desktop-test fuzz soak-short
 
 deps:
 	./scripts/install-deps.sh
@@ -66,10 +66,3 @@ desktop:
 desktop-test:
 	QCDVPN_DESKTOP_XVFB=1 $(GO) test -count=1 -v -run '^TestDesktopXvfb$$' -timeout 15m ./desktop/
 
-# The same run, writing its screenshot to docs/desktop.png for the README.
-desktop-screenshot:
-	QCDVPN_DESKTOP_XVFB=1 QCDVPN_UPDATE_SCREENSHOT=1 $(GO) test -count=1 -v -run '^TestDesktopXvfb$$' -timeout 15m ./desktop/
-
-# build/qcdvpn-desktop-linux.tar.xz via `fyne package` (slow: a release build).
-desktop-package:
-	./scripts/desktop-package.sh

@@ -109,6 +109,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	reportRuntimeOnSignal(ctx, stderr)
 	if !*noControl {
 		srv, err := control.Listen(*ctlPath, control.ServerOptions{AllowUIDs: owners, Log: log})
 		switch {
