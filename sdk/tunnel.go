@@ -80,6 +80,20 @@ func (c *Client) startTunnel(s *ike.Session) (*tunnel, error) {
 		}
 		return prev, nil
 	}
+	if prev != nil && prev.kernel != nil {
+		// Other addresses (another gateway's pool): the same TUN takes
+		// them, so its routes stay and nothing leaves outside the tunnel
+		// between the two SAs (the kill switch).
+		err := prev.kernel.SetAddresses(s.VirtualIPs)
+		if err == nil {
+			if err := prev.engine.Install(s.Child, s.Remote(), c.espLimits()); err != nil {
+				return nil, err
+			}
+			prev.addrs = s.VirtualIPs
+			return prev, nil
+		}
+		c.log.Warn("re-creating the TUN for the new addresses", "err", err)
+	}
 	if prev != nil {
 		c.stopTunnel()
 	}
