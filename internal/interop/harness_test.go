@@ -99,7 +99,13 @@ func startClient(t *testing.T, ns *testbed.NS, profile string, extra ...string) 
 // stderr.
 func startQcdvpn(t *testing.T, ns *testbed.NS, args ...string) *client {
 	t.Helper()
-	cmd := ns.Command(context.Background(), qcdvpnBin, args...)
+	return startBinary(t, ns, qcdvpnBin, args...)
+}
+
+// startBinary is startQcdvpn with another build of qcdvpn.
+func startBinary(t *testing.T, ns *testbed.NS, bin string, args ...string) *client {
+	t.Helper()
+	cmd := ns.Command(context.Background(), bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

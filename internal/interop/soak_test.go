@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 // from its config file (the same state dir, QCD secret and ticket keys).
 type soakGateway struct {
 	t    *testing.T
+	bin  string // the qcdvpn binary
 	ns   *testbed.NS
 	cfg  string
 	addr netip.Addr
@@ -33,7 +35,11 @@ type soakGateway struct {
 
 func (g *soakGateway) start() {
 	g.t.Helper()
-	c := startQcdvpn(g.t, g.ns, "gateway", "-c", g.cfg, "--events", "json")
+	bin := g.bin
+	if bin == "" {
+		bin = qcdvpnBin
+	}
+	c := startBinary(g.t, g.ns, bin, "gateway", "-c", g.cfg, "--events", "json")
 	c.waitEvent("listening", 10*time.Second)
 	go func() {
 		for range c.events { // keep its stdout flowing
@@ -208,6 +214,13 @@ func TestSoak(t *testing.T) {
 	if qcdvpnBin == "" {
 		t.Skip("SKIP: qcdvpn binary not built (needs root)")
 	}
+	dir := t.TempDir()
+	// Without the race detector, whose shadow memory would hide what RSS
+	// does (the other interop tests run the -race build).
+	bin := filepath.Join(dir, "qcdvpn")
+	if out, err := osexec.Command("go", "build", "-o", bin, "github.com/qcdvpn/qcdvpn/cmd/qcdvpn").CombinedOutput(); err != nil {
+		t.Fatalf("building qcdvpn: %v\n%s", err, out)
+	}
 	nc := testbed.NewNATChain(t)
 	n4 := nc.Net.Addr().As4()
 	backupIP := netip.AddrFrom4([4]byte{n4[0], n4[1], n4[2], 3})
@@ -218,7 +231,6 @@ func TestSoak(t *testing.T) {
 	echoTo := netip.AddrPortFrom(protected.Addr().Next(), 7)
 	testbed.SetLoss(t, nc.Gateway, 10)
 
-	dir := t.TempDir()
 	ticketKey := strings.Repeat("5a", 32)
 	gwCfg := func(name string, ip netip.Addr, pool string) *soakGateway {
 		cfg := map[string]any{
@@ -233,7 +245,7 @@ func TestSoak(t *testing.T) {
 			"data":          "netstack",
 			"state_dir":     filepath.Join(dir, name, "state"),
 		}
-		return &soakGateway{t: t, ns: nc.Gateway, cfg: writeJSON(t, filepath.Join(dir, name+".json"), cfg), addr: ip}
+		return &soakGateway{t: t, bin: bin, ns: nc.Gateway, cfg: writeJSON(t, filepath.Join(dir, name+".json"), cfg), addr: ip}
 	}
 	primary := gwCfg("primary", nc.GatewayIP, fmt.Sprintf("10.100.%d.0/24", n4[2]))
 	backup := gwCfg("backup", backupIP, fmt.Sprintf("10.101.%d.0/24", n4[2]))
@@ -255,7 +267,7 @@ func TestSoak(t *testing.T) {
 			"child_lifetime": "20s", "ike_lifetime": "40s", "keepalive": "5s"},
 		"state_dir": filepath.Join(dir, "client"),
 	}
-	c := startQcdvpn(t, nc.Client, "up", "-p", writeJSON(t, filepath.Join(dir, "profile.json"), profile), "--tun", "qcdsk0", "--events", "json")
+	c := startBinary(t, nc.Client, bin, "up", "-p", writeJSON(t, filepath.Join(dir, "profile.json"), profile), "--tun", "qcdsk0", "--events", "json")
 	first := c.waitEvent("connected", 30*time.Second)
 
 	// All events, with the time they arrived.
@@ -298,10 +310,11 @@ func TestSoak(t *testing.T) {
 	}
 
 	echo := startSeqEcho(t, nc.Client, echoTo, 20*time.Millisecond)
-	time.Sleep(5 * time.Second) // warm up: first rekeys, steady buffers
-	g0, heap0 := goroutines(t, c)
-	rss0, thr0 := procStatus(c.cmd.Process.Pid)
-	t.Logf("start: goroutines %d, heap in use %d KiB, RSS %d KiB, threads %d", g0, heap0>>10, rss0, thr0)
+	// The baseline is taken after a warm-up of one kill cycle (a quarter
+	// of a short soak), when every code path has run once and buffers
+	// and pools have their steady size.
+	warm := min(35*time.Second, d/4)
+	var g0, heap0, rss0, thr0 int
 
 	type outage struct {
 		at time.Time
@@ -314,6 +327,11 @@ func TestSoak(t *testing.T) {
 	defer tick.Stop()
 	for s := 1; time.Since(start) < d; s++ {
 		<-tick.C
+		if g0 == 0 && time.Since(start) >= warm {
+			g0, heap0 = goroutines(t, c)
+			rss0, thr0 = procStatus(c.cmd.Process.Pid)
+			t.Logf("after %s: goroutines %d, heap in use %d KiB, RSS %d KiB, threads %d", warm, g0, heap0>>10, rss0, thr0)
+		}
 		on := currentGateway()
 		switch {
 		case s%30 == 0:
@@ -351,6 +369,7 @@ func TestSoak(t *testing.T) {
 	sent, answered, dups, alien, last := echo.counts()
 	evMu.Lock()
 	var connected, failovers, rekeys, disconnected int
+	reasons := map[string]int{}
 	for _, e := range events {
 		switch e.ev["type"] {
 		case "connected":
@@ -361,6 +380,7 @@ func TestSoak(t *testing.T) {
 			rekeys++
 		case "disconnected":
 			disconnected++
+			reasons[fmt.Sprint(e.ev["reason"])]++
 		}
 	}
 	evMu.Unlock()
@@ -368,6 +388,7 @@ func TestSoak(t *testing.T) {
 		time.Since(start).Round(time.Second), g1, g0, heap1>>10, heap0>>10, rss1, rss0, thr1, thr0)
 	t.Logf("primary kills %d, NAT flushes %d, backup flips %d, outages of the gateway in use %d; events: connected %d, failover %d, rekeyed %d, disconnected %d",
 		kills, flushes, backupFlips, len(outages), connected, failovers, rekeys, disconnected)
+	t.Logf("disconnect reasons: %v", reasons)
 	t.Logf("echo: sent %d, answered %d (%.1f %%), duplicates %d, foreign %d, last answer %s ago",
 		sent, answered, 100*float64(answered)/float64(max(sent, 1)), dups, alien, time.Since(last).Round(time.Millisecond))
 
@@ -410,12 +431,15 @@ func TestSoak(t *testing.T) {
 	if answered < sent/2 {
 		t.Errorf("only %d of %d echoes answered", answered, sent)
 	}
-	// Flat: a handful of goroutines for in-flight work, and RSS within 50 %
-	// plus 20 MiB (the race detector's shadow memory grows with the heap).
+	// Flat: a handful of goroutines for in-flight work; the Go heap
+	// within 25 % plus 4 MiB, RSS within 25 % plus 8 MiB of the baseline.
 	if g1 > g0+10 {
 		t.Errorf("goroutines grew from %d to %d", g0, g1)
 	}
-	if rss1 > rss0*3/2+20<<10 {
+	if heap1 > heap0*5/4+4<<20 {
+		t.Errorf("heap in use grew from %d KiB to %d KiB", heap0>>10, heap1>>10)
+	}
+	if rss1 > rss0*5/4+8<<10 {
 		t.Errorf("RSS grew from %d KiB to %d KiB", rss0, rss1)
 	}
 	if err := c.stop(); err != nil {
