@@ -15,10 +15,10 @@ func (zeros) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// FuzzServer feeds two EAP responses, as a client would send them in
+// FuzzMSCHAPv2Server feeds two EAP responses, as a client would send them in
 // IKE_AUTH, to a fresh EAP-MSCHAPv2 server: no panic, one-line errors that
 // never contain the password, and success only with the MSK set.
-func FuzzServer(f *testing.F) {
+func FuzzMSCHAPv2Server(f *testing.F) {
 	const password = "fuzz-secret-password"
 	users := func(id string) (string, bool) { return password, id == "alice" }
 	ident := packet(CodeResponse, 0, TypeIdentity, []byte("alice"))
