@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/qcdvpn/qcdvpn/gateway"
+	"github.com/qcdvpn/qcdvpn/ike/eap"
 	"github.com/qcdvpn/qcdvpn/ike/wire"
 	"github.com/qcdvpn/qcdvpn/internal/testbed"
 	"github.com/qcdvpn/qcdvpn/sdk"
@@ -139,25 +140,36 @@ func keySecrets(t *testing.T, name string, keyPEM []byte) []secret {
 // in-process gateway, with every log of both at debug level and every
 // event captured, through connect, traffic, a Child SA and an IKE SA
 // rekey and the close, and searches that output for the
-// secrets the test configured or the session made: the PSK, the EAP user
-// password in the gateway's config, both private keys (PEM lines, DER,
+// secrets the test configured or the session made: the PSK, the EAP-MSCHAPv2
+// password (a whole EAP run; also its NT hash), both private keys (PEM lines, DER,
 // scalar), SK_d of each IKE SA and the ESP keys of each Child SA. Sanity:
 // the output does name the SPIs, so a search that finds nothing is not
 // searching an empty log.
 func TestSecretsNeverLogged(t *testing.T) {
-	for _, method := range []string{"psk", "pubkey"} {
+	for _, method := range []string{"psk", "pubkey", "eap-mschapv2"} {
 		t.Run(method, func(t *testing.T) {
 			dir := t.TempDir()
 			addr := loopbackAddr(t)
 			var secrets []secret
 			psk := []byte("e2e-psk-" + randomHex(16))
 			password := "pw-" + randomHex(12)
-			secrets = append(secrets, secret{"PSK", psk}, secret{"EAP password", []byte(password)})
+			secrets = append(secrets, secret{"PSK", psk}, secret{"EAP password", []byte(password)},
+				secret{"EAP NT password hash", eap.NtPasswordHash(password)})
 
 			cfg := gatewayConfig(addr, filepath.Join(dir, "gw"), gwOpts{})
 			cfg.Auth.PSK = string(psk)
 			profile := func(m map[string]any) { m["auth"] = map[string]any{"method": "psk", "psk": string(psk)} }
-			if method == "pubkey" {
+			if method == "eap-mschapv2" {
+				gwPKI := testbed.NewPKI(t, "ecdsa")
+				gwCert, gwKey := gwPKI.Issue(t, gwID)
+				cfg.Auth = gateway.AuthConfig{Method: "pubkey", Cert: string(gwCert), Key: string(gwKey),
+					EAP: &gateway.EAPConfig{Users: map[string]string{"alice": password}}}
+				profile = func(m map[string]any) {
+					m["auth"] = map[string]any{"method": "eap-mschapv2", "username": "alice", "password": password}
+					m["ca"] = string(gwPKI.CAPEM)
+				}
+				secrets = append(secrets, keySecrets(t, "gateway key", gwKey)...)
+			} else if method == "pubkey" {
 				// An ECDSA gateway and an RSA client, each from its own CA.
 				gwPKI, clPKI := testbed.NewPKI(t, "ecdsa"), testbed.NewPKI(t, "rsa")
 				gwCert, gwKey := gwPKI.Issue(t, gwID)
