@@ -31,6 +31,7 @@ type qcdGatewayOpts struct {
 	auth         string   // "psk", "ecdsa", "rsa"
 	ikeProposals []string // empty: the gateway's defaults
 	espProposals []string
+	timers       map[string]any // the config's "timers", if set
 }
 
 // startQcdGateway writes a gateway config for pair and starts `qcdvpn
@@ -66,6 +67,9 @@ func startQcdGateway(t *testing.T, pair *testbed.Pair, o qcdGatewayOpts) *qcdGat
 		writeFile(t, filepath.Join(g.dir, "ca.pem"), g.pki.CAPEM)
 		cfg["auth"] = map[string]any{"method": "pubkey", "cert": filepath.Join(g.dir, "gw.pem"),
 			"key": filepath.Join(g.dir, "gw.key"), "ca": filepath.Join(g.dir, "ca.pem")}
+	}
+	if o.timers != nil {
+		cfg["timers"] = o.timers
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
