@@ -430,14 +430,14 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 	}
 	// The peer is the initiator of this exchange: its TSi is its side.
 	c := &ChildSA{Suite: suite, SPIIn: spi, SPIOut: binary.BigEndian.Uint32(peerSPI), TSi: old.TSi, TSr: old.TSr, Encap: old.Encap}
+	ours, theirs := s.tsOf(old)
 	if suite.HasAddKE() {
 		f := &followup{prev: s.cur, suite: suite, secrets: [][]byte{gir}, ni: nonce.Data, nr: nr, child: c, old: old}
-		return s.answerChildFollowup(f, append(resp, &wire.TS{Selectors: old.TSr}, &wire.TS{Responder: true, Selectors: old.TSi})), nil
+		return s.answerChildFollowup(f, append(resp, &wire.TS{Selectors: theirs}, &wire.TS{Responder: true, Selectors: ours})), nil
 	}
 	if err := c.deriveKeys(s.cur.keys.prf, s.cur.keys.keys.SKd, gir, nonce.Data, nr, false); err != nil {
 		return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
 	}
-	ours, theirs := s.tsOf(old)
 	resp = append(resp, &wire.TS{Selectors: theirs}, &wire.TS{Responder: true, Selectors: ours})
 	if colliding {
 		// Both ends rekey at once (RFC 7296 §2.8.1, §2.25.1): answer as
