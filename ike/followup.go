@@ -208,8 +208,10 @@ func (s *Session) followupRequest(st *ikeState, ps []wire.Payload) ([]wire.Paylo
 		if err := f.child.deriveKeys(f.prev.keys.prf, f.prev.keys.keys.SKd, bytes.Join(f.secrets, nil), f.ni, f.nr, false); err != nil {
 			return []wire.Payload{&wire.Notify{NotifyType: wire.NotifyNoProposalChosen}}, nil
 		}
-		c, old := f.child, f.old
-		return resp, func() { s.installChild(old, c, false) }
+		// Installed before the response leaves: the peer sends on the
+		// new SA once it has the response.
+		s.installChild(f.old, f.child, false)
+		return resp, nil
 	}
 	next, err := f.nextState(s, false)
 	if err != nil {

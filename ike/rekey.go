@@ -443,15 +443,16 @@ func (s *Session) createChildRequest(ps []wire.Payload) ([]wire.Payload, func())
 		// Both ends rekey at once (RFC 7296 §2.8.1, §2.25.1): answer as
 		// usual, accept traffic on the new SA, and decide which survives
 		// by the nonces once our own rekey completes.
-		peer := &collision{child: c, ni: nonce.Data, nr: nr}
-		return resp, func() {
-			s.rekeys.peer = peer
-			if s.hooks.ChildAdded != nil {
-				s.hooks.ChildAdded(c)
-			}
+		s.rekeys.peer = &collision{child: c, ni: nonce.Data, nr: nr}
+		if s.hooks.ChildAdded != nil {
+			s.hooks.ChildAdded(c)
 		}
+		return resp, nil
 	}
-	return resp, func() { s.installChild(old, c, false) }
+	// The new inbound SA is installed before the response leaves: the
+	// peer sends on it as soon as the response arrives (RFC 7296 §2.8).
+	s.installChild(old, c, false)
+	return resp, nil
 }
 
 // startIKERekey queues a CREATE_CHILD_SA that rekeys the IKE SA (§2.18).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -105,6 +106,11 @@ func TestResponderRekeys(t *testing.T) {
 			sc, si := sl.snapshot()
 			for _, p := range twins(cc, sc) {
 				checkChildMirror(t, p[0], p[1])
+				// A rekey keeps the selectors (RFC 7296 §2.8), whichever
+				// end started it.
+				if !slices.Equal(Prefixes(p[0].TSi), Prefixes(c.Child.TSi)) || !slices.Equal(Prefixes(p[0].TSr), Prefixes(c.Child.TSr)) {
+					t.Errorf("client's rekeyed Child SA: TSi %v TSr %v, first TSi %v TSr %v", Prefixes(p[0].TSi), Prefixes(p[0].TSr), Prefixes(c.Child.TSi), Prefixes(c.Child.TSr))
+				}
 			}
 			if ci[0] != si[0] || ci[0] == first {
 				t.Errorf("IKE SPIs after the rekey: client %x, server %x, before %x", ci[0], si[0], first)
