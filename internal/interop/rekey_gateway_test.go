@@ -327,3 +327,100 @@ func TestQcdvpnGatewayRekeys(t *testing.T) {
 		})
 	}
 }
+
+// TestSwanClientGatewayRekeys: strongSwan as the client of `qcdvpn
+// gateway` (data "tun") while a ping runs at 20/s, once with strongSwan
+// rekeying (Child SA every 10 s, IKE SA at 15 s) and once with the gateway
+// rekeying on the same timers: strongSwan accepts every rekey (its own
+// checks of the traffic selectors and keys), the ping loses nothing, and
+// at the end strongSwan has one IKE SA with one installed Child SA, on
+// SPIs other than the first ones.
+func TestSwanClientGatewayRekeys(t *testing.T) {
+	requireEnv(t)
+	const prop, esp = "aes256gcm16-prfsha256-x25519", "aes256gcm16"
+	for _, initiator := range []string{"strongswan", "gateway"} {
+		t.Run(initiator, func(t *testing.T) {
+			t.Parallel()
+			pair := testbed.NewPair(t)
+			o := qcdGatewayOpts{auth: "psk", ikeProposals: []string{prop}, espProposals: []string{esp}}
+			if initiator == "gateway" {
+				o.timers = map[string]any{"ike_lifetime": "15s", "child_lifetime": "10s"}
+			}
+			g := startQcdGateway(t, pair, o)
+			cl := swanClientFor(t, g, prop, esp)
+			if initiator == "strongswan" {
+				cl.ConnExtras = "rekey_time = 15s\nover_time = 5s\nrand_time = 1s"
+				cl.ChildExtras = "rekey_time = 10s\nlife_time = 20s\nrand_time = 1s"
+			} else {
+				// strongSwan leaves rekeying to the gateway.
+				cl.ConnExtras = "rekey_time = 0\nreauth_time = 0"
+				cl.ChildExtras = "rekey_time = 0\nlife_time = 1h"
+			}
+			swan := testbed.StartStrongSwan(t, pair.Client, cl.Config())
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			first, err := swan.Up(ctx, cl)
+			if err != nil {
+				t.Fatalf("strongSwan client: %v", err)
+			}
+			ch0, _ := first.Child("net")
+			pg := startPinger(t, pair.Client, hostBehind(pair), 50*time.Millisecond)
+			time.Sleep(23 * time.Second)
+			cutoff := time.Now().Add(-500 * time.Millisecond)
+			// Let the last rekey's delete settle before listing.
+			pg.halt()
+			sent, answered := pg.counts()
+			lost := pg.lost(cutoff)
+			t.Logf("%d echo requests, %d replies, %d lost", sent, answered, len(lost))
+			if len(lost) > 0 {
+				t.Errorf("%d echo requests lost (seq %v)", len(lost), lost[:min(len(lost), 20)])
+			}
+			sas, err := swan.ListSAs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sas) != 1 {
+				t.Fatalf("strongSwan has %d IKE SAs (%+v), want one: the old one was not deleted", len(sas), sas)
+			}
+			// One installed Child SA; a replaced one the peer deleted
+			// stays listed as DELETED for charon's delete_rekeyed_delay
+			// (5 s), one still REKEYED was never deleted.
+			var ch testbed.ChildSA
+			installed := 0
+			for _, c := range sas[0].Children {
+				switch c.State {
+				case "INSTALLED":
+					ch = c
+					installed++
+				case "DELETED":
+				default:
+					t.Errorf("strongSwan Child SA %s/%s is %s, want it deleted", c.SPIIn, c.SPIOut, c.State)
+				}
+			}
+			if installed != 1 {
+				t.Fatalf("strongSwan has %d installed Child SAs, want 1: %+v", installed, sas[0].Children)
+			}
+			if ch.State != "INSTALLED" || ch.SPIIn == ch0.SPIIn || ch.SPIOut == ch0.SPIOut || ch.PacketsIn == 0 || ch.PacketsOut == 0 {
+				t.Errorf("strongSwan Child SA %+v, first one %s/%s", ch, ch0.SPIIn, ch0.SPIOut)
+			}
+			if sas[0].InitiatorSPI == first.InitiatorSPI {
+				t.Errorf("IKE SA %s not rekeyed", first.InitiatorSPI)
+			}
+			log := swan.Log()
+			// Two Child SA and one IKE SA rekey, each a CREATE_CHILD_SA.
+			want := "parsed CREATE_CHILD_SA request"
+			if initiator == "strongswan" {
+				want = "generating CREATE_CHILD_SA request"
+			}
+			if n := strings.Count(log, want); n < 3 {
+				t.Errorf("strongSwan's log has %d times %q, want at least 3", n, want)
+			}
+			t.Logf("strongSwan: IKE SA %s -> %s, Child SA %s/%s -> %s/%s", first.InitiatorSPI, sas[0].InitiatorSPI, ch0.SPIIn, ch0.SPIOut, ch.SPIIn, ch.SPIOut)
+			for _, bad := range []string{"unacceptable", "failed", "TS_UNACCEPTABLE", "INVALID_SPI"} {
+				if l := logLine(log, bad); l != "" {
+					t.Errorf("strongSwan log: %s", l)
+				}
+			}
+		})
+	}
+}
