@@ -268,9 +268,10 @@ func (u *UI) build() {
 	quit := fyne.NewMenuItem("Quit", u.app.Quit)
 	quit.IsQuit = true
 	u.tray = fyne.NewMenu("qcdvpn", fyne.NewMenuItem("Show window", u.win.Show), fyne.NewMenuItemSeparator(), u.trayConnect, u.trayDisc, fyne.NewMenuItemSeparator(), quit)
+	u.trayIcon = StateIcon("")
 	if d, ok := u.desk(); ok {
 		d.SetSystemTrayMenu(u.tray)
-		d.SetSystemTrayIcon(StateIcon(""))
+		d.SetSystemTrayIcon(u.trayIcon)
 		d.SetSystemTrayWindow(u.win)
 	}
 	u.win.SetCloseIntercept(u.closeWindow)
@@ -847,8 +848,12 @@ func (u *UI) Snapshot() Snapshot {
 	for _, p := range u.profiles {
 		s.Profiles = append(s.Profiles, p.Name)
 	}
-	if _, s.Tray = u.desk(); s.Tray {
+	// The ready hook may ask before the tray got its first icon.
+	if _, s.Tray = u.desk(); s.Tray && u.trayIcon != nil {
 		s.TrayIcon = u.trayIcon.Name()
+	}
+	if u.tray == nil {
+		return s
 	}
 	for _, it := range u.tray.Items {
 		if it.IsSeparator {
