@@ -66,3 +66,21 @@ desktop:
 desktop-test:
 	QCDVPN_DESKTOP_XVFB=1 $(GO) test -count=1 -v -run '^TestDesktopXvfb$$' -timeout 15m ./desktop/
 
+
+# The same run, writing its screenshot to docs/desktop.png for the README.
+desktop-screenshot:
+	QCDVPN_DESKTOP_XVFB=1 QCDVPN_UPDATE_SCREENSHOT=1 $(GO) test -count=1 -v -run '^TestDesktopXvfb$$' -timeout 15m ./desktop/
+
+# build/qcdvpn-desktop-linux.tar.xz via `fyne package` (slow: a release build).
+desktop-package:
+	./scripts/desktop-package.sh
+
+# The soak (root, namespaces): qcdvpn up behind a NAT against a primary and
+# a backup qcdvpn gateway, 10 % loss, the primary killed every 30 s, NAT
+# flushed, backup coming and going, rekeys every 20 s; recovery, duplicates,
+# goroutines and RSS checked. soak-short is the CI version (make check).
+soak:
+	QCDVPN_SOAK=30m $(GO) test -count=1 -v -run '^TestSoak$$' -timeout 40m ./internal/interop/
+
+soak-short:
+	QCDVPN_SOAK=5m $(GO) test -count=1 -v -run '^TestSoak$$' -timeout 12m ./internal/interop/
