@@ -97,8 +97,9 @@ type Engine struct {
 
 	// crew seals and opens batches on several cores; Run starts it and
 	// stops it when it returns (HandleESP runs alone before and after).
-	crew atomic.Pointer[Crew]
-	in   inBatch
+	crew    atomic.Pointer[Crew]
+	workers int // for NewCrew: -1 is as many as pay
+	in      inBatch
 }
 
 // inBatch is HandleESP's per-batch state, reused (one read goroutine).
@@ -119,7 +120,7 @@ func New(dev tun.Device, send Sender, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{dev: dev, send: send, log: log, done: make(chan struct{})}
+	return &Engine{dev: dev, send: send, log: log, done: make(chan struct{}), workers: -1}
 }
 
 // Install makes c the SA pair in use for traffic to peer, within the
@@ -311,7 +312,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	sizes := make([]int, batch)
 	out := make([][]byte, 0, batch)
 	scratch := make([]ipv4.Message, batch)
-	crew := NewCrew(-1)
+	crew := NewCrew(e.workers)
 	e.crew.Store(crew)
 	defer func() {
 		e.crew.Store(nil)
