@@ -94,6 +94,22 @@ type Engine struct {
 	done      chan struct{}
 	// kick, when armed, is called once on the next outbound packet.
 	kick atomic.Pointer[func()]
+
+	// crew seals and opens batches on several cores; Run starts it and
+	// stops it when it returns (HandleESP runs alone before and after).
+	crew    atomic.Pointer[Crew]
+	workers int // for NewCrew: -1 is as many as pay
+	in      inBatch
+}
+
+// inBatch is HandleESP's per-batch state, reused (one read goroutine).
+type inBatch struct {
+	st   *sas
+	sas  []*esp.Inbound
+	pkts [][]byte
+	res  [][]byte // what to write to the TUN, nil if dropped
+	wg   sync.WaitGroup
+	f    func(lo, hi int)
 }
 
 // Arm makes the engine call f once, on the next packet it sends.
@@ -104,7 +120,7 @@ func New(dev tun.Device, send Sender, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{dev: dev, send: send, log: log, done: make(chan struct{})}
+	return &Engine{dev: dev, send: send, log: log, done: make(chan struct{}), workers: -1}
 }
 
 // Install makes c the SA pair in use for traffic to peer, within the
@@ -296,6 +312,32 @@ func (e *Engine) Run(ctx context.Context) error {
 	sizes := make([]int, batch)
 	out := make([][]byte, 0, batch)
 	scratch := make([]ipv4.Message, batch)
+	crew := NewCrew(e.workers)
+	e.crew.Store(crew)
+	defer func() {
+		e.crew.Store(nil)
+		crew.Stop()
+	}()
+	// The packets that passed the checks, with their sequence numbers,
+	// reserved in read order; sealed on the crew.
+	var (
+		st     *sas
+		idx    = make([]int, batch)
+		nhs    = make([]byte, batch)
+		seqs   = make([]uint64, batch)
+		sealed = make([][]byte, batch)
+		wg     sync.WaitGroup
+	)
+	seal := func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			i := idx[k]
+			p, err := st.out.SealSeq(bufs[i], ReadOffset, sizes[i], nhs[k], seqs[k])
+			if err != nil {
+				e.c.dropOutLimit.Add(1)
+			}
+			sealed[k] = p
+		}
+	}
 	for {
 		n, err := e.dev.Read(bufs, sizes, ReadOffset)
 		select {
@@ -311,29 +353,40 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("dataplane: reading TUN: %w", err)
 		}
-		st := e.cur.Load()
-		out = out[:0]
+		st = e.cur.Load()
+		if st == nil {
+			e.c.dropOutNoSA.Add(uint64(n))
+			continue
+		}
+		k := 0
 		for i := 0; i < n; i++ {
-			if st == nil {
-				e.c.dropOutNoSA.Add(1)
-				continue
-			}
 			pkt := bufs[i][ReadOffset : ReadOffset+sizes[i]]
 			nh, src, dst, ok := ippkt.Header(pkt)
 			if !ok || !ippkt.Contains(st.local, src) || !ippkt.Contains(st.remote, dst) {
 				e.c.dropOutSelector.Add(1)
 				continue
 			}
-			sealed, err := st.out.Seal(bufs[i], ReadOffset, sizes[i], nh)
+			seq, err := st.out.Reserve()
 			if err != nil {
 				e.c.dropOutLimit.Add(1)
 				continue
 			}
-			e.c.packetsOut.Add(1)
-			e.c.bytesOut.Add(uint64(sizes[i]))
-			out = append(out, sealed)
+			idx[k], nhs[k], seqs[k] = i, nh, seq
+			k++
+		}
+		crew.Do(k, &wg, seal)
+		out = out[:0]
+		var bytes uint64
+		for j := 0; j < k; j++ {
+			if sealed[j] != nil {
+				out = append(out, sealed[j])
+				bytes += uint64(sizes[idx[j]])
+				sealed[j] = nil
+			}
 		}
 		if len(out) > 0 {
+			e.c.packetsOut.Add(uint64(len(out)))
+			e.c.bytesOut.Add(bytes)
 			if e.kick.Load() != nil {
 				if k := e.kick.Swap(nil); k != nil {
 					(*k)()
@@ -356,20 +409,24 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 	if e.closed {
 		return
 	}
-	st := e.cur.Load()
-	w := e.inBufs[:0]
+	b := &e.in
+	b.st = e.cur.Load()
+	if b.st == nil {
+		e.c.dropNoSA.Add(uint64(len(pkts)))
+		return
+	}
+	if b.f == nil {
+		b.f = e.openChunk
+	}
+	b.sas, b.pkts = b.sas[:0], b.pkts[:0]
 	for _, p := range pkts {
-		if st == nil {
-			e.c.dropNoSA.Add(1)
-			continue
-		}
 		spi, ok := esp.SPIOf(p.Data)
 		if !ok {
 			e.c.dropMalformed.Add(1)
 			continue
 		}
 		var in *esp.Inbound
-		for _, cand := range st.ins {
+		for _, cand := range b.st.ins {
 			if cand.SPI() == spi {
 				in = cand
 				break
@@ -379,7 +436,45 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 			e.c.dropNoSA.Add(1)
 			continue
 		}
-		inner, _, err := in.Open(p.Data)
+		b.sas = append(b.sas, in)
+		b.pkts = append(b.pkts, p.Data)
+	}
+	n := len(b.pkts)
+	if cap(b.res) < n {
+		b.res = make([][]byte, n, max(n, 2*cap(b.res)))
+	}
+	b.res = b.res[:n]
+	e.crew.Load().Do(n, &b.wg, b.f)
+	w := e.inBufs[:0]
+	var bytes uint64
+	for k, r := range b.res {
+		if r != nil {
+			w = append(w, r)
+			bytes += uint64(len(r) - WriteOffset)
+			b.res[k] = nil
+		}
+	}
+	b.st = nil
+	clear(b.pkts) // no references to the transport's buffers kept
+	e.inBufs = w[:0]
+	if len(w) == 0 {
+		return
+	}
+	e.c.packetsIn.Add(uint64(len(w)))
+	e.c.bytesIn.Add(bytes)
+	if _, err := e.dev.Write(w, WriteOffset); err != nil {
+		e.log.Debug("writing TUN", "err", err)
+	}
+}
+
+// openChunk opens packets [lo, hi) of the inbound batch in place and sets
+// what to write for each (nil: dropped, counted). It runs on the crew.
+func (e *Engine) openChunk(lo, hi int) {
+	b := &e.in
+	for k := lo; k < hi; k++ {
+		b.res[k] = nil
+		in, data := b.sas[k], b.pkts[k]
+		inner, _, err := in.Open(data)
 		if err != nil {
 			switch {
 			case errors.Is(err, esp.ErrAuth):
@@ -393,7 +488,7 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 			continue
 		}
 		_, src, dst, ok := ippkt.Header(inner)
-		if !ok || !ippkt.Contains(st.remote, src) || !ippkt.Contains(st.local, dst) {
+		if !ok || !ippkt.Contains(b.st.remote, src) || !ippkt.Contains(b.st.local, dst) {
 			e.c.dropSelector.Add(1)
 			continue
 		}
@@ -402,15 +497,6 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 			e.c.dropMalformed.Add(1)
 			continue
 		}
-		e.c.packetsIn.Add(1)
-		e.c.bytesIn.Add(uint64(len(inner)))
-		w = append(w, p.Data[start-WriteOffset:start+len(inner)])
-	}
-	e.inBufs = w[:0]
-	if len(w) == 0 {
-		return
-	}
-	if _, err := e.dev.Write(w, WriteOffset); err != nil {
-		e.log.Debug("writing TUN", "err", err)
+		b.res[k] = data[start-WriteOffset : start+len(inner)]
 	}
 }

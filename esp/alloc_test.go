@@ -22,6 +22,17 @@ func TestZeroAllocs(t *testing.T) {
 		}); a != 0 {
 			t.Errorf("%v: Seal allocates %.1f per packet", s, a)
 		}
+		if a := testing.AllocsPerRun(200, func() {
+			seq, err := o.Reserve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := o.SealSeq(buf, o.Headroom(), benchSize, 4, seq); err != nil {
+				t.Fatal(err)
+			}
+		}); a != 0 {
+			t.Errorf("%v: Reserve+SealSeq allocates %.1f per packet", s, a)
+		}
 		pkts := make([][]byte, 300)
 		for k := range pkts {
 			pkts[k] = seal(t, o, payload(benchSize, 1), 4)

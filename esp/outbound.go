@@ -85,12 +85,9 @@ func (o *Outbound) Tailroom() int { return o.x.tailroom() }
 // and no sequence number is spent except on ErrSeqOverflow.
 func (o *Outbound) Seal(buf []byte, off, n int, nextHeader byte) ([]byte, error) {
 	x := o.x
-	hr := x.headroom()
-	if off < hr || n < 0 || off > cap(buf) || cap(buf)-off < n || cap(buf)-off-n < x.tailroom() {
+	if off < x.headroom() || n < 0 || off > cap(buf) || cap(buf)-off < n || cap(buf)-off-n < x.tailroom() {
 		return nil, ErrBuffer
 	}
-	pad := (x.align - (n+2)%x.align) % x.align
-	ptLen := n + pad + 2
 	if !o.life.alive() || !o.life.use(n) {
 		return nil, ErrLifetime
 	}
@@ -100,7 +97,49 @@ func (o *Outbound) Seal(buf []byte, off, n int, nextHeader byte) ([]byte, error)
 		o.life.bytes.Add(-uint64(n))
 		return nil, ErrSeqOverflow
 	}
+	return o.seal(buf, off, n, nextHeader, seq), nil
+}
 
+// Reserve hands out the next sequence number for SealSeq. A data plane that
+// seals a batch on several cores reserves the numbers in the order it will
+// send the packets, so that the peer sees them in order (a narrow replay
+// window, as strongSwan's default of 32, would drop the stragglers).
+// Errors: ErrSeqOverflow (the number is spent), ErrLifetime.
+func (o *Outbound) Reserve() (uint64, error) {
+	if !o.life.alive() {
+		return 0, ErrLifetime
+	}
+	seq := o.seq.Add(1)
+	if seq > o.max {
+		return 0, ErrSeqOverflow
+	}
+	return seq, nil
+}
+
+// SealSeq is Seal with a sequence number from Reserve; it is safe for
+// concurrent use. Each reserved number must be sealed at most once (a
+// number reserved but never sealed is only a gap the peer's window
+// skips). Errors: ErrBuffer, ErrLifetime (buf unchanged, seq spent).
+func (o *Outbound) SealSeq(buf []byte, off, n int, nextHeader byte, seq uint64) ([]byte, error) {
+	x := o.x
+	if off < x.headroom() || n < 0 || off > cap(buf) || cap(buf)-off < n || cap(buf)-off-n < x.tailroom() {
+		return nil, ErrBuffer
+	}
+	if seq == 0 || seq > o.max {
+		return nil, ErrSeqOverflow
+	}
+	if !o.life.use(n) {
+		return nil, ErrLifetime
+	}
+	return o.seal(buf, off, n, nextHeader, seq), nil
+}
+
+// seal frames and encrypts with seq; the checks are done.
+func (o *Outbound) seal(buf []byte, off, n int, nextHeader byte, seq uint64) []byte {
+	x := o.x
+	hr := x.headroom()
+	pad := (x.align - (n+2)%x.align) % x.align
+	ptLen := n + pad + 2
 	pkt := buf[off-hr : off+ptLen+x.icvLen]
 	binary.BigEndian.PutUint32(pkt[0:4], o.spi)
 	binary.BigEndian.PutUint32(pkt[4:8], uint32(seq))
@@ -125,7 +164,7 @@ func (o *Outbound) Seal(buf []byte, off, n int, nextHeader byte) ([]byte, error)
 	tr[pad] = byte(pad)
 	tr[pad+1] = nextHeader
 	x.seal(pkt, ptLen, seq)
-	return pkt, nil
+	return pkt
 }
 
 // SetSeq makes next the sequence number of the next packet, if that skips

@@ -190,3 +190,50 @@ func TestWrongSPI(t *testing.T) {
 		t.Fatalf("packet for another SPI: %v, want ErrAuth", err)
 	}
 }
+
+// TestReserveSealSeq: numbers reserved in order and sealed out of order (as
+// a parallel data plane does) carry the reserved numbers and open; a
+// number outside the reserved range is refused.
+func TestReserveSealSeq(t *testing.T) {
+	for _, s := range allSuites() {
+		o, in := newPair(t, s, Limits{})
+		var seqs []uint64
+		for range 4 {
+			q, err := o.Reserve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, q)
+		}
+		if seqs[0] != 1 || seqs[3] != 4 {
+			t.Fatalf("%v: reserved %v, want 1..4", s, seqs)
+		}
+		pkts := make([][]byte, len(seqs))
+		for i := len(seqs) - 1; i >= 0; i-- {
+			p := payload(300+i, byte(i))
+			buf := make([]byte, o.Headroom()+len(p)+o.Tailroom())
+			copy(buf[o.Headroom():], p)
+			pkt, err := o.SealSeq(buf, o.Headroom(), len(p), 4, seqs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := uint64(pkt[4])<<24 | uint64(pkt[5])<<16 | uint64(pkt[6])<<8 | uint64(pkt[7]); got != seqs[i]&0xffffffff {
+				t.Errorf("%v: packet %d has sequence %d, want %d", s, i, got, seqs[i])
+			}
+			pkts[i] = pkt
+		}
+		for i, pkt := range pkts {
+			inner, _, err := in.Open(pkt)
+			if err != nil || len(inner) != 300+i || inner[0] != payload(300+i, byte(i))[0] {
+				t.Fatalf("%v: open %d: %v", s, i, err)
+			}
+		}
+		buf := make([]byte, o.Headroom()+100+o.Tailroom())
+		if _, err := o.SealSeq(buf, o.Headroom(), 100, 4, 0); !errors.Is(err, ErrSeqOverflow) {
+			t.Errorf("%v: SealSeq(0) = %v, want ErrSeqOverflow", s, err)
+		}
+		if o.LastSeq() != 4 {
+			t.Errorf("%v: LastSeq = %d after 4 reservations", s, o.LastSeq())
+		}
+	}
+}

@@ -138,6 +138,20 @@ type Router struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+
+	// crew seals and opens batches on several cores; Run starts it and
+	// stops it when it returns.
+	crew atomic.Pointer[dataplane.Crew]
+	in   routerInBatch
+}
+
+// routerInBatch is HandleESP's per-batch state, reused (one read goroutine).
+type routerInBatch struct {
+	es   []*inEntry
+	pkts [][]byte
+	res  [][]byte // what to write to the TUN, nil if dropped
+	wg   sync.WaitGroup
+	f    func(lo, hi int)
 }
 
 // NewRouter builds a router over dev that sends through send. log may be nil.
@@ -436,6 +450,32 @@ func (r *Router) Run(ctx context.Context) error {
 		pkts [][]byte
 	}
 	groups := make([]group, 0, batch)
+	crew := dataplane.NewCrew(-1)
+	r.crew.Store(crew)
+	defer func() {
+		r.crew.Store(nil)
+		crew.Stop()
+	}()
+	// The packets that passed the checks, with their SA and sequence
+	// number, reserved in read order; sealed on the crew.
+	var (
+		idx    = make([]int, batch)
+		es     = make([]*outEntry, batch)
+		nhs    = make([]byte, batch)
+		seqs   = make([]uint64, batch)
+		sealed = make([][]byte, batch)
+		wg     sync.WaitGroup
+	)
+	seal := func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			i := idx[k]
+			p, err := es[k].out.SealSeq(bufs[i], dataplane.ReadOffset, sizes[i], nhs[k], seqs[k])
+			if err != nil {
+				r.c.dropOutLimit.Add(1)
+			}
+			sealed[k] = p
+		}
+	}
 	for {
 		n, err := r.dev.Read(bufs, sizes, dataplane.ReadOffset)
 		if ctx.Err() != nil || r.isClosed() {
@@ -448,10 +488,7 @@ func (r *Router) Run(ctx context.Context) error {
 			return fmt.Errorf("gateway: reading TUN: %w", err)
 		}
 		t := r.tab.Load()
-		for i := range groups {
-			groups[i].pkts = groups[i].pkts[:0]
-		}
-		groups = groups[:0]
+		k := 0
 		for i := 0; i < n; i++ {
 			if sizes[i] <= 0 || sizes[i] > maxPacket {
 				continue
@@ -470,19 +507,34 @@ func (r *Router) Run(ctx context.Context) error {
 				r.c.dropOutSelector.Add(1)
 				continue
 			}
-			sealed, err := e.out.Seal(bufs[i], dataplane.ReadOffset, sizes[i], nh)
+			seq, err := e.out.Reserve()
 			if err != nil {
 				r.c.dropOutLimit.Add(1)
 				continue
 			}
+			idx[k], es[k], nhs[k], seqs[k] = i, e, nh, seq
+			k++
+		}
+		crew.Do(k, &wg, seal)
+		for i := range groups {
+			groups[i].pkts = groups[i].pkts[:0]
+		}
+		groups = groups[:0]
+		var packets, bytes uint64
+		for j := 0; j < k; j++ {
+			e := es[j]
+			es[j] = nil
+			if sealed[j] == nil {
+				continue
+			}
 			e.ctrs.out.Add(1)
-			r.c.packetsOut.Add(1)
-			r.c.bytesOut.Add(uint64(sizes[i]))
+			packets++
+			bytes += uint64(sizes[idx[j]])
 			// One batch per peer; a batch rarely holds more than a few.
 			g := -1
-			for j := range groups {
-				if groups[j].e.peer == e.peer {
-					g = j
+			for gi := range groups {
+				if groups[gi].e.peer == e.peer {
+					g = gi
 					break
 				}
 			}
@@ -492,8 +544,11 @@ func (r *Router) Run(ctx context.Context) error {
 				groups[g].e = e
 				groups[g].pkts = groups[g].pkts[:0]
 			}
-			groups[g].pkts = append(groups[g].pkts, sealed)
+			groups[g].pkts = append(groups[g].pkts, sealed[j])
+			sealed[j] = nil
 		}
+		r.c.packetsOut.Add(packets)
+		r.c.bytesOut.Add(bytes)
 		for j := range groups {
 			if err := r.send.SendESPBatch(groups[j].pkts, groups[j].e.udp, scratch); err != nil {
 				r.c.sendErrors.Add(1)
@@ -534,7 +589,11 @@ func (r *Router) HandleESP(pkts []ike.ESPPacket) {
 	if f := r.unknown.Load(); f != nil {
 		unknown = *f
 	}
-	w := r.inBufs[:0]
+	b := &r.in
+	if b.f == nil {
+		b.f = r.openChunk
+	}
+	b.es, b.pkts = b.es[:0], b.pkts[:0]
 	for _, p := range pkts {
 		spi, ok := esp.SPIOf(p.Data)
 		if !ok {
@@ -549,7 +608,45 @@ func (r *Router) HandleESP(pkts []ike.ESPPacket) {
 			}
 			continue
 		}
-		inner, _, err := e.in.Open(p.Data)
+		b.es = append(b.es, e)
+		b.pkts = append(b.pkts, p.Data)
+	}
+	n := len(b.pkts)
+	if cap(b.res) < n {
+		b.res = make([][]byte, n, max(n, 2*cap(b.res)))
+	}
+	b.res = b.res[:n]
+	r.crew.Load().Do(n, &b.wg, b.f)
+	w := r.inBufs[:0]
+	var bytes uint64
+	for k, x := range b.res {
+		if x != nil {
+			w = append(w, x)
+			bytes += uint64(len(x) - dataplane.WriteOffset)
+			b.res[k] = nil
+		}
+	}
+	clear(b.es)
+	clear(b.pkts) // no references to the transport's buffers kept
+	r.inBufs = w[:0]
+	if len(w) == 0 {
+		return
+	}
+	r.c.packetsIn.Add(uint64(len(w)))
+	r.c.bytesIn.Add(bytes)
+	if _, err := r.dev.Write(w, dataplane.WriteOffset); err != nil {
+		r.log.Debug("writing TUN", "err", err)
+	}
+}
+
+// openChunk opens packets [lo, hi) of the inbound batch in place and sets
+// what to write for each (nil: dropped, counted). It runs on the crew.
+func (r *Router) openChunk(lo, hi int) {
+	b := &r.in
+	for k := lo; k < hi; k++ {
+		b.res[k] = nil
+		e, data := b.es[k], b.pkts[k]
+		inner, _, err := e.in.Open(data)
 		if err != nil {
 			switch {
 			case errors.Is(err, esp.ErrDummy):
@@ -572,20 +669,11 @@ func (r *Router) HandleESP(pkts []ike.ESPPacket) {
 			continue
 		}
 		start := e.in.PayloadOffset()
-		if start < dataplane.WriteOffset || start+len(inner) > len(p.Data) {
+		if start < dataplane.WriteOffset || start+len(inner) > len(data) {
 			r.c.dropMalformed.Add(1)
 			continue
 		}
-		r.c.packetsIn.Add(1)
-		r.c.bytesIn.Add(uint64(len(inner)))
-		w = append(w, p.Data[start-dataplane.WriteOffset:start+len(inner)])
-	}
-	r.inBufs = w[:0]
-	if len(w) == 0 {
-		return
-	}
-	if _, err := r.dev.Write(w, dataplane.WriteOffset); err != nil {
-		r.log.Debug("writing TUN", "err", err)
+		b.res[k] = data[start-dataplane.WriteOffset : start+len(inner)]
 	}
 }
 

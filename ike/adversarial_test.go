@@ -438,7 +438,18 @@ func TestForgedAndReplayedIKE(t *testing.T) {
 		send(clientAddr, marked(encode(hdr(wire.ExchangeInformational, 0, beforeC.peerNext), f)))
 	}
 	pace = true
-	time.Sleep(100 * time.Millisecond)
+	// The socket buffer (7 MiB, for ESP) holds most of the flood: wait
+	// until the client has judged it, so that the fragments below do not
+	// meet a full queue.
+	settled, last := time.Now().Add(5*time.Second), uint64(0)
+	for time.Now().Before(settled) {
+		time.Sleep(100 * time.Millisecond)
+		n := c.Drops().Forged + c.Transport().QueueFull()
+		if n == last {
+			break
+		}
+		last = n
+	}
 	// Authentic but oversized: the gateway's keys, too many fragments, or
 	// too many bytes for the reassembler.
 	var gk *saKeys

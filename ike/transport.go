@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/ipv6"
 
 	"github.com/qcdvpn/qcdvpn/ike/wire"
+	"github.com/qcdvpn/qcdvpn/udpbatch"
 )
 
 // NATTPort is the UDP port for NAT traversal (RFC 3948): IKE behind a
@@ -68,6 +69,10 @@ type Transport struct {
 	// natt: every peer frames IKE behind the non-ESP marker (a socket
 	// that serves only NAT-T, as a gateway's port 4500 does).
 	natt bool
+	// gro: the socket returns coalesced reads (UDP_GRO); gso: sends may
+	// carry UDP_SEGMENT, until the route proves unable to segment.
+	gro bool
+	gso atomic.Bool
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -99,6 +104,9 @@ func NewTransport(conn *net.UDPConn, log *slog.Logger) *Transport {
 	} else {
 		t.batch = ipv6.NewPacketConn(conn)
 	}
+	gro, gso := udpbatch.Tune(conn)
+	t.gro = gro
+	t.gso.Store(gso)
 	t.wg.Add(1)
 	go t.readLoop()
 	return t
@@ -210,27 +218,76 @@ func (t *Transport) SendESP(pkt []byte, to netip.AddrPort) error {
 }
 
 // SendESPBatch writes several encapsulated ESP packets to one peer with as
-// few system calls as the OS allows (sendmmsg on Linux). scratch holds the
-// caller's reusable message headers, so sending allocates nothing.
+// few system calls as the OS allows: sendmmsg on Linux, and there runs of
+// equal-sized packets go out as one UDP_SEGMENT message each, which the
+// kernel splits into ordinary datagrams. scratch holds the caller's
+// reusable message headers, so sending allocates nothing once they have
+// grown to size.
 func (t *Transport) SendESPBatch(pkts [][]byte, to *net.UDPAddr, scratch []ipv4.Message) error {
-	ua := to
+	if len(scratch) == 0 {
+		return errors.New("ike: SendESPBatch without message headers")
+	}
 	for len(pkts) > 0 {
-		n := min(len(pkts), len(scratch))
-		for i := 0; i < n; i++ {
-			if cap(scratch[i].Buffers) < 1 {
-				scratch[i].Buffers = make([][]byte, 1)
+		gso := t.gso.Load()
+		n, used := 0, 0
+		for n < len(scratch) && used < len(pkts) {
+			m := &scratch[n]
+			k := 1
+			if gso {
+				k = segmentRun(pkts[used:])
 			}
-			scratch[i].Buffers = scratch[i].Buffers[:1]
-			scratch[i].Buffers[0] = pkts[i]
-			scratch[i].Addr = ua
+			if cap(m.Buffers) < k {
+				m.Buffers = make([][]byte, k, udpbatch.MaxSegments)
+			}
+			m.Buffers = append(m.Buffers[:0], pkts[used:used+k]...)
+			m.Addr = to
+			m.OOB = m.OOB[:0]
+			if k > 1 {
+				if cap(m.OOB) < udpbatch.ControlSpace {
+					m.OOB = make([]byte, 0, udpbatch.ControlSpace)
+				}
+				m.OOB, _ = udpbatch.PutSegment(m.OOB, uint16(len(pkts[used])))
+			}
+			used += k
+			n++
 		}
 		sent, err := t.batch.WriteBatch(scratch[:n], 0)
 		if err != nil {
+			if gso && udpbatch.DisableGSO(err) {
+				t.log.Debug("udp: segmentation offload refused, sending datagrams one by one", "err", err)
+				t.gso.Store(false)
+				continue // resend this batch without UDP_SEGMENT
+			}
 			return err
 		}
-		pkts = pkts[sent:]
+		for _, m := range scratch[:sent] {
+			pkts = pkts[len(m.Buffers):]
+		}
+		if sent == 0 {
+			return errors.New("ike: sendmmsg sent nothing")
+		}
 	}
 	return nil
+}
+
+// segmentRun returns how many packets from the start of pkts one
+// UDP_SEGMENT send may carry: all of the first one's size, the last
+// possibly shorter, within the kernel's limits.
+func segmentRun(pkts [][]byte) int {
+	seg := len(pkts[0])
+	total, k := seg, 1
+	for k < len(pkts) && k < udpbatch.MaxSegments {
+		l := len(pkts[k])
+		if l > seg || total+l > udpbatch.MaxGSOBytes {
+			break
+		}
+		total += l
+		k++
+		if l < seg {
+			break // a shorter segment ends the run
+		}
+	}
+	return k
 }
 
 // SendKeepalive writes a NAT-T keepalive (a single 0xFF byte, RFC 3948 §2.3).
@@ -252,15 +309,38 @@ func (t *Transport) Close() error {
 	return err
 }
 
+// groReads is how many coalesced datagrams one recvmmsg takes with
+// UDP_GRO on: each may hold up to udpbatch.MaxSegments packets, which are
+// split into buffers of their own.
+const groReads = 4
+
 func (t *Transport) readLoop() {
 	defer t.wg.Done()
 	br := t.batch
-	msgs := make([]ipv4.Message, batchSize)
+	reads := batchSize
+	if t.gro {
+		reads = groReads
+	}
+	msgs := make([]ipv4.Message, reads)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		if t.gro {
+			msgs[i].OOB = make([]byte, udpbatch.ControlSpace)
+		}
 	}
-	espBatch := make([]ESPPacket, 0, batchSize)
+	// spare holds the segments of coalesced reads after the first, each in
+	// a buffer of its own with room behind it: the TUN's GRO coalesces
+	// packets by appending to the first one's buffer. Allocated on first
+	// use, then kept.
+	var spare [][]byte
+	if t.gro {
+		spare = make([][]byte, groReads*(udpbatch.MaxSegments-1))
+	}
+	espBatch := make([]ESPPacket, 0, max(batchSize, len(spare)+groReads))
 	for {
+		for i := range msgs {
+			msgs[i].OOB = msgs[i].OOB[:cap(msgs[i].OOB)]
+		}
 		n, err := br.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -278,6 +358,7 @@ func (t *Transport) readLoop() {
 		esp := t.esp
 		t.mu.Unlock()
 		espBatch = espBatch[:0]
+		used := 0
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
 			ua, ok := m.Addr.(*net.UDPAddr)
@@ -286,8 +367,34 @@ func (t *Transport) readLoop() {
 			}
 			from := ua.AddrPort()
 			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-			if pkt, isESP := t.dispatch(m.Buffers[0][:m.N], from); isESP && esp != nil {
+			b := m.Buffers[0][:m.N]
+			seg := 0
+			if t.gro {
+				seg = udpbatch.SegmentSize(m.OOB[:m.NN])
+			}
+			if seg <= 0 || seg >= len(b) {
+				if pkt, isESP := t.dispatch(b, from); isESP && esp != nil {
+					espBatch = append(espBatch, ESPPacket{Data: pkt, From: from})
+				}
+				continue
+			}
+			// The first segment stays in place; the others are copied
+			// out (before the handler opens anything in place), so the
+			// first one's buffer has room behind it.
+			if pkt, isESP := t.dispatch(b[:seg], from); isESP && esp != nil {
 				espBatch = append(espBatch, ESPPacket{Data: pkt, From: from})
+			}
+			for off := seg; off < len(b) && used < len(spare); off += seg {
+				d := b[off:min(off+seg, len(b))]
+				if spare[used] == nil {
+					spare[used] = make([]byte, maxDatagram)
+				}
+				c := spare[used][:len(d)]
+				used++
+				copy(c, d)
+				if pkt, isESP := t.dispatch(c, from); isESP && esp != nil {
+					espBatch = append(espBatch, ESPPacket{Data: pkt, From: from})
+				}
 			}
 		}
 		if len(espBatch) > 0 {
