@@ -80,7 +80,8 @@ func (r *Report) throughputImage() *image.RGBA {
 	wg, _ := r.Variant(BaselineKey)
 	for i, v := range r.Variants {
 		y := BarRow(i, 0)
-		text(img, 10, y+barHeight+barGap/2+4, clip(v.Name, 30))
+		text(img, 10, y+barHeight-3, clip(v.Name, 34))
+		text(img, 10, BarRow(i, 1)+barHeight-3, clip(v.Detail, 34))
 		for s, f := range []struct {
 			bps, base float64
 			col       color.RGBA
@@ -123,6 +124,8 @@ func ascii(s string) string {
 		switch {
 		case r == '↔':
 			b = append(b, "<->"...)
+		case r == '→':
+			b = append(b, "->"...)
 		case r == '×':
 			b = append(b, 'x')
 		case r == '–':

@@ -72,6 +72,8 @@ type Memory struct {
 	Key string
 	// Name is the process, e.g. "qcdvpn up (AES-256-GCM)".
 	Name string
+	// Side is "client" or "gateway"; ratios compare the same side.
+	Side string
 	// Idle is VmRSS after connecting, before any traffic.
 	Idle uint64
 	// Loaded is the largest VmRSS sampled during the iperf3 runs.
@@ -112,9 +114,9 @@ func (r *Report) Variant(k string) (Variant, bool) {
 	return Variant{}, false
 }
 
-func (r *Report) memory(k string) (Memory, bool) {
+func (r *Report) memory(k, side string) (Memory, bool) {
 	for _, m := range r.Memory {
-		if m.Key == k {
+		if m.Key == k && m.Side == side {
 			return m, true
 		}
 	}
@@ -214,7 +216,7 @@ func (r *Report) Targets() []Target {
 		}
 		out = append(out, t)
 	}
-	m, ok := r.memory("qcdvpn-aes")
+	m, ok := r.memory("qcdvpn-aes", "client")
 	t := Target{What: "`qcdvpn up` RSS idle ≤ 15 MiB"}
 	if ok && m.Idle > 0 {
 		t.Known, t.Measured, t.Met = true, mib(m.Idle)+" MiB", m.Idle <= 15<<20
@@ -277,7 +279,7 @@ func (r *Report) Markdown(w io.Writer, png string) error {
 
 	p("\n## Throughput\n\niperf3 TCP, client namespace → gateway namespace through the tunnel, %d s per run,\n", r.Seconds)
 	p("receiver side; Mbit/s and the ratio to wireguard-go.\n\n")
-	p("| variant | suite, inner MTU | 1 stream | × wg | 4 streams | × wg |\n|---|---|---:|---:|---:|---:|\n")
+	p("| variant | suite, tunnel MTU | 1 stream | × wg | 4 streams | × wg |\n|---|---|---:|---:|---:|---:|\n")
 	for _, v := range r.Variants {
 		p("| %s | %s | %s | %s | %s | %s |\n", v.Name, v.Detail, mbit(v.Tput1), ratio(v.Tput1, wg.Tput1), mbit(v.Tput4), ratio(v.Tput4, wg.Tput4))
 	}
@@ -294,12 +296,12 @@ func (r *Report) Markdown(w io.Writer, png string) error {
 	}
 
 	if len(r.Memory) > 0 {
-		wm, _ := r.memory(BaselineKey)
-		p("\n## Memory\n\nClient-side tunnel process, /proc/PID/status: VmRSS after connecting and before any\n")
+		p("\n## Memory\n\nThe tunnel processes, /proc/PID/status: VmRSS after connecting and before any\n")
 		p("traffic (idle), the largest VmRSS sampled every 50 ms during its iperf3 runs (loaded), and\n")
-		p("VmHWM at the end. MiB.\n\n")
+		p("VmHWM at the end. MiB; ratios against wireguard-go on the same side.\n\n")
 		p("| process | idle | × wg | loaded | × wg | VmHWM | × wg |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, m := range r.Memory {
+			wm, _ := r.memory(BaselineKey, m.Side)
 			p("| %s | %s | %s | %s | %s | %s | %s |\n", m.Name, mib(m.Idle), ratio(float64(m.Idle), float64(wm.Idle)),
 				mib(m.Loaded), ratio(float64(m.Loaded), float64(wm.Loaded)), mib(m.HWM), ratio(float64(m.HWM), float64(wm.HWM)))
 		}

@@ -31,8 +31,10 @@ func sample() *Report {
 			{Key: "qcdvpn-chacha", Name: "qcdvpn↔qcdvpn", Detail: "ChaCha20-Poly1305, 1400", Tput1: 3.2e9},
 		},
 		Memory: []Memory{
-			{Key: BaselineKey, Name: "wireguard-go", Idle: 8 << 20, Loaded: 16 << 20, HWM: 20 << 20},
-			{Key: "qcdvpn-aes", Name: "qcdvpn up", Idle: 12 << 20, Loaded: 30 << 20, HWM: 48 << 20},
+			{Key: BaselineKey, Name: "wireguard-go", Side: "client", Idle: 8 << 20, Loaded: 16 << 20, HWM: 20 << 20},
+			{Key: "qcdvpn-aes", Name: "qcdvpn up", Side: "client", Idle: 12 << 20, Loaded: 30 << 20, HWM: 48 << 20},
+			{Key: BaselineKey, Name: "wireguard-go (gw)", Side: "gateway", Idle: 4 << 20, Loaded: 4 << 20, HWM: 4 << 20},
+			{Key: "qcdvpn-aes", Name: "qcdvpn gateway", Side: "gateway", Idle: 8 << 20, Loaded: 12 << 20, HWM: 16 << 20},
 		},
 		Connect: []Connect{{Name: "qcdvpn full", Key: "qcdvpn-full", Times: ms(3, 1, 2), How: "connected.elapsed_ms"}},
 		Micro: []Micro{
@@ -67,6 +69,7 @@ func TestMarkdownFixedFigures(t *testing.T) {
 		"| qcdvpn↔qcdvpn | 0.350 | 1.40× | 0.500 | 1.25× |\n",
 		"| qcdvpn↔qcdvpn | – | – | – | – |\n",
 		"| qcdvpn up | 12.0 | 1.50× | 30.0 | 1.88× | 48.0 | 2.40× |\n",
+		"| qcdvpn gateway | 8.0 | 2.00× | 12.0 | 3.00× | 16.0 | 4.00× |\n",
 		"| qcdvpn full | 3 | 2.000 | 1.000 | 3.000 | connected.elapsed_ms |\n",
 		"| BenchmarkOpen/AES_GCM_16-256 | 420 | 3333 | 0 | 0 |\n",
 		"![iperf3 TCP throughput per variant](throughput.png)",
