@@ -75,7 +75,7 @@ func (r *Report) throughputImage() *image.RGBA {
 	for _, v := range r.Variants {
 		maxBps = max(maxBps, v.Tput1, v.Tput4)
 	}
-	text(img, 10, 20, fmt.Sprintf("iperf3 TCP throughput, Mbit/s (%d s per run; ratio to wireguard-go)", r.Seconds))
+	text(img, 10, 20, fmt.Sprintf("iperf3 TCP throughput, Mbit/s (median of %d rounds of %d s; ratio to wireguard-go)", max(r.Rounds, 1), r.Seconds))
 	text(img, 10, 38, r.Date.UTC().Format("2006-01-02 15:04 UTC")+"  "+r.Machine)
 	wg, _ := r.Variant(BaselineKey)
 	for i, v := range r.Variants {

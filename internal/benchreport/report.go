@@ -25,8 +25,9 @@ type Report struct {
 	Machine string
 	// LoadStart and LoadEnd are /proc/loadavg before and after the run.
 	LoadStart, LoadEnd string
-	// Seconds is the length of each iperf3 run.
-	Seconds int
+	// Seconds is the length of each iperf3 run; Rounds how many runs of
+	// each variant there were, interleaved across the variants.
+	Seconds, Rounds int
 	// Pings is the number of echo requests per RTT measurement, sent
 	// every PingInterval.
 	Pings        int
@@ -60,8 +61,11 @@ type Variant struct {
 	// Detail is the suite and MTU, for the table.
 	Detail string
 	// Tput1 and Tput4 are iperf3 TCP receiver throughput in bit/s with one
-	// and four parallel streams; 0 means not measured.
+	// and four parallel streams (the median of the rounds); 0 means not
+	// measured.
 	Tput1, Tput4 float64
+	// Runs1 and Runs4 are the single rounds, for the spread.
+	Runs1, Runs4 []float64
 	// RTT are the ping round trips (any order); empty means not measured.
 	RTT []time.Duration
 }
@@ -164,6 +168,28 @@ func mbit(bps float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f", bps/1e6)
+}
+
+// spread is "min–max" of runs in Mbit/s, "–" without runs.
+func spread(runs []float64) string {
+	if len(runs) == 0 {
+		return "–"
+	}
+	return mbit(slices.Min(runs)) + "–" + mbit(slices.Max(runs))
+}
+
+// MedianOf is the median of xs (0 when empty), for throughput rounds.
+func MedianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func ms(d time.Duration) string {
@@ -278,10 +304,12 @@ func (r *Report) Markdown(w io.Writer, png string) error {
 	}
 
 	p("\n## Throughput\n\niperf3 TCP, client namespace → gateway namespace through the tunnel, %d s per run,\n", r.Seconds)
-	p("receiver side; Mbit/s and the ratio to wireguard-go.\n\n")
-	p("| variant | suite, tunnel MTU | 1 stream | × wg | 4 streams | × wg |\n|---|---|---:|---:|---:|---:|\n")
+	p("receiver side; Mbit/s, the median of %d rounds (each round runs every variant once, in\n", max(r.Rounds, 1))
+	p("table order), the ratio to wireguard-go, and the range over the rounds.\n\n")
+	p("| variant | suite, tunnel MTU | 1 stream | × wg | 4 streams | × wg | range 1 / 4 streams |\n|---|---|---:|---:|---:|---:|---|\n")
 	for _, v := range r.Variants {
-		p("| %s | %s | %s | %s | %s | %s |\n", v.Name, v.Detail, mbit(v.Tput1), ratio(v.Tput1, wg.Tput1), mbit(v.Tput4), ratio(v.Tput4, wg.Tput4))
+		p("| %s | %s | %s | %s | %s | %s | %s / %s |\n", v.Name, v.Detail, mbit(v.Tput1), ratio(v.Tput1, wg.Tput1),
+			mbit(v.Tput4), ratio(v.Tput4, wg.Tput4), spread(v.Runs1), spread(v.Runs4))
 	}
 	if png != "" {
 		p("\n![iperf3 TCP throughput per variant](%s)\n", png)

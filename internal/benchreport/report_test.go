@@ -22,12 +22,12 @@ func sample() *Report {
 		Date:      time.Date(2026, 12, 1, 16, 0, 0, 0, time.FixedZone("CET", 3600)),
 		Machine:   "Test CPU, 2 cores, Linux 6.1",
 		LoadStart: "1.00 1.50 2.00 3/100 42", LoadEnd: "2.00 1.60 2.00 3/100 43",
-		Seconds: 5, Pings: 4, PingInterval: 10 * time.Millisecond,
+		Seconds: 5, Rounds: 3, Pings: 4, PingInterval: 10 * time.Millisecond,
 		Versions: []string{"qcdvpn abc123"},
 		Variants: []Variant{
 			{Key: "veth", Name: "raw veth", Detail: "none, 1500", Tput1: 16e9, Tput4: 17e9, RTT: ms(0.05, 0.04, 0.06, 0.05)},
 			{Key: BaselineKey, Name: "wireguard-go↔wireguard-go", Detail: "ChaCha20-Poly1305, 1420", Tput1: 4e9, Tput4: 3e9, RTT: ms(0.2, 0.3, 0.1, 0.4)},
-			{Key: "qcdvpn-aes", Name: "qcdvpn↔qcdvpn", Detail: "AES-256-GCM, 1400", Tput1: 5e9, Tput4: 2.4e9, RTT: ms(0.3, 0.2, 0.5, 0.4)},
+			{Key: "qcdvpn-aes", Name: "qcdvpn↔qcdvpn", Detail: "AES-256-GCM, 1400", Tput1: 5e9, Tput4: 2.4e9, Runs1: []float64{4e9, 5e9, 6e9}, Runs4: []float64{2.4e9}, RTT: ms(0.3, 0.2, 0.5, 0.4)},
 			{Key: "qcdvpn-chacha", Name: "qcdvpn↔qcdvpn", Detail: "ChaCha20-Poly1305, 1400", Tput1: 3.2e9},
 		},
 		Memory: []Memory{
@@ -61,10 +61,11 @@ func TestMarkdownFixedFigures(t *testing.T) {
 	for _, want := range []string{
 		"- Date: 2026-12-01 15:00 UTC\n",
 		"start `1.00 1.50 2.00 3/100 42`, end `2.00 1.60 2.00 3/100 43`",
-		"| raw veth | none, 1500 | 16000 | 4.00× | 17000 | 5.67× |\n",
-		"| wireguard-go↔wireguard-go | ChaCha20-Poly1305, 1420 | 4000 | 1.00× | 3000 | 1.00× |\n",
-		"| qcdvpn↔qcdvpn | AES-256-GCM, 1400 | 5000 | 1.25× | 2400 | 0.80× |\n",
-		"| qcdvpn↔qcdvpn | ChaCha20-Poly1305, 1400 | 3200 | 0.80× | – | – |\n",
+		"| raw veth | none, 1500 | 16000 | 4.00× | 17000 | 5.67× |",
+		"median of 3 rounds",
+		"| wireguard-go↔wireguard-go | ChaCha20-Poly1305, 1420 | 4000 | 1.00× | 3000 | 1.00× |",
+		"| qcdvpn↔qcdvpn | AES-256-GCM, 1400 | 5000 | 1.25× | 2400 | 0.80× | 4000–6000 / 2400–2400 |\n",
+		"| qcdvpn↔qcdvpn | ChaCha20-Poly1305, 1400 | 3200 | 0.80× | – | – | – / – |\n",
 		// RTT: medians 0.25 (wg) and 0.35 (qcdvpn); p99 = the largest.
 		"| qcdvpn↔qcdvpn | 0.350 | 1.40× | 0.500 | 1.25× |\n",
 		"| qcdvpn↔qcdvpn | – | – | – | – |\n",
@@ -197,6 +198,9 @@ func TestPercentileMedian(t *testing.T) {
 	}
 	if Median(nil) != 0 || Percentile(nil, 50) != 0 {
 		t.Error("empty input gives a figure")
+	}
+	if m := MedianOf([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("MedianOf = %v", m)
 	}
 	if d[0] != 5 {
 		t.Error("Median sorted its input in place")

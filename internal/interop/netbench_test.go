@@ -24,10 +24,12 @@ import (
 	"github.com/qcdvpn/qcdvpn/internal/testbed"
 )
 
-// Shape of one TestNetBench run: short, so the whole run (six tunnels)
-// stays within a few minutes.
+// Shape of one TestNetBench run: short runs, repeated in interleaved
+// rounds so that load drifting on a shared machine hits every variant
+// alike; the whole run stays within about five minutes.
 const (
 	benchSecs     = 5  // per iperf3 run (after a 1 s omitted warm-up)
+	benchRounds   = 3  // runs of each variant, round-robin
 	benchPings    = 50 // per RTT measurement
 	benchInterval = 10 * time.Millisecond
 	benchConnects = 5 // per connect-time row
@@ -35,15 +37,16 @@ const (
 	wgMTU         = 1420 // wireguard-go's default
 )
 
-// TestNetBench is the network half of `make bench`: one run measures,
-// back to back between two namespaces joined by a veth pair, the bare
-// veth, wireguard-go↔wireguard-go (configured with wg), `qcdvpn up` (kernel
-// TUN) ↔ `qcdvpn gateway` (data tun) with AES-256-GCM and with
-// ChaCha20-Poly1305, strongSwan↔strongSwan and qcdvpn↔strongSwan
-// (kernel-libipsec): iperf3 TCP throughput with 1 and 4 streams, ping
-// RTT, the tunnel processes' RSS idle and loaded, and qcdvpn's connect
-// time (full and resumed). It writes BENCHMARKS.md and throughput.png
-// into $QCDVPN_BENCH_REPORT and runs only when that is set. With
+// TestNetBench is the network half of `make bench`: one run measures
+// the bare veth, wireguard-go↔wireguard-go (configured with wg), `qcdvpn
+// up` (kernel TUN) ↔ `qcdvpn gateway` (data tun) with AES-256-GCM and
+// with ChaCha20-Poly1305, strongSwan↔strongSwan and qcdvpn↔strongSwan
+// (kernel-libipsec), each in its own pair of namespaces joined by a veth
+// link, all set up at once and measured back to back: ping RTT, iperf3
+// TCP throughput with 1 and 4 streams in interleaved rounds, the tunnel
+// processes' RSS idle and loaded, and qcdvpn's connect time (full and
+// resumed). It writes BENCHMARKS.md and throughput.png into
+// $QCDVPN_BENCH_REPORT and runs only when that is set. With
 // $QCDVPN_BENCH_MICRO naming the micro-benchmark output of the same run
 // (scripts/bench.sh's build/bench.txt) the esp Seal/Open figures are
 // included.
@@ -58,8 +61,8 @@ func TestNetBench(t *testing.T) {
 			t.Fatalf("%s not found (scripts/install-deps.sh installs it): %v", tool, err)
 		}
 	}
-	r := &benchreport.Report{Date: time.Now(), Seconds: benchSecs, Pings: benchPings, PingInterval: benchInterval,
-		LoadStart: loadavg(t), Machine: machine()}
+	r := &benchreport.Report{Date: time.Now(), Seconds: benchSecs, Rounds: benchRounds, Pings: benchPings,
+		PingInterval: benchInterval, LoadStart: loadavg(t), Machine: machine()}
 
 	// Optimised builds, not the race-detector one the other tests use.
 	tmp := t.TempDir()
@@ -71,48 +74,38 @@ func TestNetBench(t *testing.T) {
 	}
 	r.Versions = versions(t, wgbin)
 
-	add := func(v benchreport.Variant, mem ...benchreport.Memory) {
-		r.Variants = append(r.Variants, v)
-		r.Memory = append(r.Memory, mem...)
+	// Every tunnel up at once (idle ones cost next to nothing), so the
+	// rounds can alternate between them.
+	veth := testbed.NewPair(t)
+	aes := setupQcdvpn(t, qbin, "qcdvpn-aes", "aes256gcm16", "AES-256-GCM")
+	swan, swanConnect := setupSwan(t)
+	tunnels := []*tunnel{
+		{v: benchreport.Variant{Key: "veth", Name: "raw veth (no tunnel)", Detail: "none, " + linkMTU(t, veth.Client, veth.Link.AIf)},
+			pair: veth, dst: veth.GatewayIP},
+		setupWireGuard(t, wgbin),
+		aes.tunnel,
+		setupQcdvpn(t, qbin, "qcdvpn-chacha", "chacha20poly1305", "ChaCha20-Poly1305").tunnel,
+		swan,
+		setupQcdvpnSwan(t, qbin),
 	}
-	t.Run("veth", func(t *testing.T) {
-		pair := testbed.NewPair(t)
-		v := benchreport.Variant{Key: "veth", Name: "raw veth (no tunnel)", Detail: "none, " + linkMTU(t, pair.Client, pair.Link.AIf)}
-		measureTunnel(t, &v, pair, pair.GatewayIP)
-		add(v)
-	})
-	t.Run("wireguard-go", func(t *testing.T) {
-		v, mem := benchWireGuard(t, wgbin)
-		add(v, mem...)
-	})
-	for _, s := range []struct{ key, esp, name string }{
-		{"qcdvpn-aes", "aes256gcm16", "AES-256-GCM"},
-		{"qcdvpn-chacha", "chacha20poly1305", "ChaCha20-Poly1305"},
-	} {
-		t.Run(s.key, func(t *testing.T) {
-			v, mem, conn := benchQcdvpn(t, qbin, s.key, s.esp, s.name, s.key == "qcdvpn-aes")
-			add(v, mem...)
-			r.Connect = append(r.Connect, conn...)
-		})
+	for _, tn := range tunnels {
+		tn.idleAndRTT(t)
 	}
-	t.Run("strongswan", func(t *testing.T) {
-		v, conn := benchSwan(t)
-		add(v)
-		r.Connect = append(r.Connect, conn)
-	})
-	t.Run("qcdvpn-strongswan", func(t *testing.T) {
-		e, _ := gateway(t, gwOpts{auth: "psk", ikeProposal: benchIKE, espProposal: "aes256gcm16"})
-		p := profileFor(t, e, nil, benchIKE)
-		p["state_dir"] = filepath.Join(e.dir, "state")
-		c := startBinary(t, e.pair.Client, qbin, "up", "-p", writeProfile(t, e.dir, p), "--events", "json",
-			"--log-level", "warn", "--tun", "qcdbs0", "--no-control", "--dns", "off")
-		c.waitEvent("connected", 20*time.Second)
-		v := benchreport.Variant{Key: "qcdvpn-strongswan", Name: "qcdvpn up → strongSwan", Detail: "AES-256-GCM, " + linkMTU(t, e.pair.Client, "qcdbs")}
-		mem := measureTunnel(t, &v, e.pair, hostBehind(e.pair), procOf(t, c.cmd.Process.Pid, "qcdvpn"))
-		add(v, benchreport.Memory{Key: v.Key, Name: "qcdvpn up (→ strongSwan, AES-256-GCM)", Side: "client",
-			Idle: mem[0].idle, Loaded: mem[0].loaded, HWM: mem[0].hwm})
-		_ = c.stop()
-	})
+	for round := range benchRounds {
+		for _, tn := range tunnels {
+			tn.round(t)
+			t.Logf("round %d %-28s %-30s 1 stream %6.0f Mbit/s, 4 streams %6.0f Mbit/s", round+1, tn.v.Name, tn.v.Detail,
+				tn.v.Runs1[len(tn.v.Runs1)-1]/1e6, tn.v.Runs4[len(tn.v.Runs4)-1]/1e6)
+		}
+	}
+	for _, tn := range tunnels {
+		tn.finish(t)
+		r.Variants = append(r.Variants, tn.v)
+		if tn.memory != nil {
+			r.Memory = append(r.Memory, tn.memory(tn.mem)...)
+		}
+	}
+	r.Connect = append(aes.connectTimes(t), swanConnect)
 	r.LoadEnd = loadavg(t)
 
 	if path := os.Getenv("QCDVPN_BENCH_MICRO"); path != "" {
@@ -126,13 +119,14 @@ func TestNetBench(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("Caveats: one run of %d s per iperf3 figure on a shared %d-core machine where other "+
+	r.Notes = append(r.Notes, fmt.Sprintf("Caveats: %d s per iperf3 run on a shared %d-core machine where other "+
 		"work ran at the same time (see the load above); iperf3 client and server and both tunnel ends share "+
-		"those cores, so a tunnel that burns more CPU per byte also starves its own iperf3. Treat differences "+
-		"below ~15%% as noise, and single p99 outliers as scheduling. strongSwan rows use charon's userspace ESP "+
+		"those cores, so a tunnel that burns more CPU per byte also starves its own iperf3. The throughput "+
+		"figures are medians of %d interleaved rounds; the range column shows how far single runs spread. "+
+		"Single p99 RTT outliers are scheduling. strongSwan rows use charon's userspace ESP "+
 		"(kernel-libipsec), not the kernel's XFRM. RSS is the whole process (Go runtime included); neither "+
 		"wireguard-go nor qcdvpn runs with a GOMEMLIMIT here, so a loaded figure is what the buffer pools and "+
-		"the garbage collector's default pacing make of it.", benchSecs, runtime.NumCPU()))
+		"the garbage collector's default pacing make of it.", benchSecs, runtime.NumCPU(), benchRounds))
 	if t.Failed() {
 		t.Fatal("a measurement failed; BENCHMARKS.md not written")
 	}
@@ -151,10 +145,90 @@ func TestNetBench(t *testing.T) {
 	t.Logf("wrote %s and throughput.png:\n%s", filepath.Join(outDir, "BENCHMARKS.md"), md.String())
 }
 
-// benchQcdvpn measures `qcdvpn up` against `qcdvpn gateway` (data tun)
-// with one ESP suite; with connect it also times full and resumed
-// connects against the same gateway.
-func benchQcdvpn(t *testing.T, bin, key, esp, suite string, connect bool) (benchreport.Variant, []benchreport.Memory, []benchreport.Connect) {
+// tunnel is one established variant being measured: traffic goes from
+// pair.Client to dst, an address in pair.Gateway; pids are the tunnel
+// processes whose RSS is sampled, memory turns their samples into rows.
+type tunnel struct {
+	v      benchreport.Variant
+	pair   *testbed.Pair
+	dst    netip.Addr
+	pids   []int
+	mem    []rss
+	memory func([]rss) []benchreport.Memory
+}
+
+// rss is one process's resident set, in bytes.
+type rss struct{ idle, loaded, hwm uint64 }
+
+// idleAndRTT checks the tunnel carries a ping (for WireGuard, its first
+// handshake), records the processes' idle RSS, then the ping RTTs.
+func (tn *tunnel) idleAndRTT(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tn.pair.Client.Ping(ctx, tn.dst); err != nil {
+		t.Fatalf("%s: no ping through the tunnel to %s: %v", tn.v.Name, tn.dst, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	tn.mem = make([]rss, len(tn.pids))
+	for i, pid := range tn.pids {
+		tn.mem[i].idle, _ = memStatus(t, pid)
+	}
+	tn.v.RTT = pingRTT(t, tn.pair.Client, tn.dst)
+	t.Logf("%-28s %-30s RTT median %v p99 %v", tn.v.Name, tn.v.Detail, benchreport.Median(tn.v.RTT), benchreport.Percentile(tn.v.RTT, 99))
+}
+
+// round runs iperf3 with 1 and with 4 streams, sampling VmRSS every 50 ms.
+func (tn *tunnel) round(t *testing.T) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for i, pid := range tn.pids {
+				if cur, _, err := readStatus(pid); err == nil {
+					tn.mem[i].loaded = max(tn.mem[i].loaded, cur)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	tn.v.Runs1 = append(tn.v.Runs1, iperfStreams(t, tn.pair, tn.dst, benchSecs, 1))
+	tn.v.Runs4 = append(tn.v.Runs4, iperfStreams(t, tn.pair, tn.dst, benchSecs, 4))
+	close(stop)
+	wg.Wait()
+}
+
+// finish takes the medians and the processes' VmHWM.
+func (tn *tunnel) finish(t *testing.T) {
+	t.Helper()
+	tn.v.Tput1, tn.v.Tput4 = benchreport.MedianOf(tn.v.Runs1), benchreport.MedianOf(tn.v.Runs4)
+	for i, pid := range tn.pids {
+		_, tn.mem[i].hwm = memStatus(t, pid)
+	}
+	t.Logf("%-28s %-30s median 1 stream %6.0f Mbit/s, 4 streams %6.0f Mbit/s; rss %+v", tn.v.Name, tn.v.Detail, tn.v.Tput1/1e6, tn.v.Tput4/1e6, tn.mem)
+}
+
+// qcdTunnel is `qcdvpn up` against `qcdvpn gateway` (data tun, issuing
+// tickets), which connectTimes reuses.
+type qcdTunnel struct {
+	*tunnel
+	up    func(state string) (*client, map[string]any, time.Duration)
+	first *client
+	dir   string
+	suite string
+}
+
+// setupQcdvpn starts `qcdvpn gateway` and `qcdvpn up` with one ESP suite.
+func setupQcdvpn(t *testing.T, bin, key, esp, suite string) *qcdTunnel {
 	pair := testbed.NewPair(t)
 	var tk [32]byte
 	_, _ = rand.Read(tk[:])
@@ -167,6 +241,7 @@ func benchQcdvpn(t *testing.T, bin, key, esp, suite string, connect bool) (bench
 		p["esp_proposals"] = []string{esp}
 		p["gateways"] = []string{g.addr.String()}
 		p["state_dir"] = state
+		delete(p, "timers") // the defaults: no liveness scare while another tunnel has the CPU
 		dir := filepath.Join(e.dir, fmt.Sprint("p", n))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
@@ -180,23 +255,30 @@ func benchQcdvpn(t *testing.T, bin, key, esp, suite string, connect bool) (bench
 		return c, ev, time.Since(start)
 	}
 	c, _, _ := up(filepath.Join(e.dir, "state"))
-	v := benchreport.Variant{Key: key, Name: "qcdvpn up ↔ qcdvpn gateway", Detail: suite + ", " + linkMTU(t, pair.Client, "qcdb")}
-	mem := measureTunnel(t, &v, pair, hostBehind(pair), procOf(t, c.cmd.Process.Pid, "qcdvpn"), procOf(t, g.cmd.Process.Pid, "qcdvpn"))
-	mems := []benchreport.Memory{
-		{Key: key, Name: "qcdvpn up (" + suite + ")", Side: "client", Idle: mem[0].idle, Loaded: mem[0].loaded, HWM: mem[0].hwm},
-		{Key: key, Name: "qcdvpn gateway (" + suite + ", data tun)", Side: "gateway", Idle: mem[1].idle, Loaded: mem[1].loaded, HWM: mem[1].hwm},
+	tn := &tunnel{
+		v:    benchreport.Variant{Key: key, Name: "qcdvpn up ↔ qcdvpn gateway", Detail: suite + ", " + linkMTU(t, pair.Client, "qcdb")},
+		pair: pair, dst: hostBehind(pair),
+		pids: []int{procOf(t, c.cmd.Process.Pid, "qcdvpn"), procOf(t, g.cmd.Process.Pid, "qcdvpn")},
+		memory: func(m []rss) []benchreport.Memory {
+			return []benchreport.Memory{
+				{Key: key, Name: "qcdvpn up (" + suite + ")", Side: "client", Idle: m[0].idle, Loaded: m[0].loaded, HWM: m[0].hwm},
+				{Key: key, Name: "qcdvpn gateway (" + suite + ", data tun)", Side: "gateway", Idle: m[1].idle, Loaded: m[1].loaded, HWM: m[1].hwm},
+			}
+		},
 	}
-	if err := c.stop(); err != nil {
+	return &qcdTunnel{tunnel: tn, up: up, first: c, dir: e.dir, suite: suite}
+}
+
+// connectTimes stops the measured client and times full and resumed
+// connects against the same gateway.
+func (q *qcdTunnel) connectTimes(t *testing.T) []benchreport.Connect {
+	if err := q.first.stop(); err != nil {
 		t.Errorf("qcdvpn up exit: %v", err)
 	}
-	if !connect {
-		return v, mems, nil
-	}
-
 	// Full exchanges: a fresh state directory each, closed cleanly.
 	var fullIKE, fullWall, resIKE, resWall []time.Duration
 	for i := range benchConnects {
-		c, ev, wall := up(filepath.Join(e.dir, fmt.Sprint("full", i)))
+		c, ev, wall := q.up(filepath.Join(q.dir, fmt.Sprint("full", i)))
 		if ev["resumed"] != false {
 			t.Errorf("full connect %d: resumed = %v", i, ev["resumed"])
 		}
@@ -208,15 +290,15 @@ func benchQcdvpn(t *testing.T, bin, key, esp, suite string, connect bool) (bench
 	}
 	// Resumption: a client killed without closing its SA leaves its
 	// ticket behind; the next start with that state directory resumes.
-	state := filepath.Join(e.dir, "resume")
+	state := filepath.Join(q.dir, "resume")
 	kill := func(c *client) {
 		_ = c.cmd.Process.Kill()
 		<-c.exited
 	}
-	c, _, _ = up(state)
+	c, _, _ := q.up(state)
 	kill(c)
 	for i := range benchConnects {
-		c, ev, wall := up(state)
+		c, ev, wall := q.up(state)
 		if ev["resumed"] != true {
 			t.Errorf("connect %d with a ticket: resumed = %v", i, ev["resumed"])
 		} else {
@@ -225,8 +307,8 @@ func benchQcdvpn(t *testing.T, bin, key, esp, suite string, connect bool) (bench
 		}
 		kill(c)
 	}
-	return v, mems, []benchreport.Connect{
-		{Key: "qcdvpn-full", Name: "qcdvpn up, full exchange (" + suite + ")", Times: fullIKE, How: "`connected` event's elapsed_ms (IKE_SA_INIT + IKE_AUTH)"},
+	return []benchreport.Connect{
+		{Key: "qcdvpn-full", Name: "qcdvpn up, full exchange (" + q.suite + ")", Times: fullIKE, How: "`connected` event's elapsed_ms (IKE_SA_INIT + IKE_AUTH)"},
 		{Key: "qcdvpn-resumed", Name: "qcdvpn up, resumed (RFC 5723)", Times: resIKE, How: "`connected` event's elapsed_ms (IKE_SESSION_RESUME + IKE_AUTH)"},
 		{Key: "qcdvpn-full-wall", Name: "qcdvpn up, full exchange, process", Times: fullWall, How: "wall time from exec to `connected` (process start, TUN, routes)"},
 		{Key: "qcdvpn-resumed-wall", Name: "qcdvpn up, resumed, process", Times: resWall, How: "wall time from exec to `connected`"},
@@ -242,9 +324,9 @@ func elapsed(t *testing.T, ev map[string]any) time.Duration {
 	return time.Duration(ms * float64(time.Millisecond))
 }
 
-// benchSwan measures strongSwan↔strongSwan (both kernel-libipsec), as
-// TestNetThroughput sets it up, and times the client's connect.
-func benchSwan(t *testing.T) (benchreport.Variant, benchreport.Connect) {
+// setupSwan is strongSwan↔strongSwan (both kernel-libipsec), as
+// TestNetThroughput sets it up, with the client's connect timed.
+func setupSwan(t *testing.T) (*tunnel, benchreport.Connect) {
 	e, _ := gateway(t, gwOpts{auth: "psk", ikeProposal: benchIKE, espProposal: "aes256gcm16"})
 	sc := testbed.SwanClient{
 		Remote: e.pair.GatewayIP, Proposals: benchIKE, ESPProposals: "aes256gcm16",
@@ -259,15 +341,38 @@ func benchSwan(t *testing.T) (benchreport.Variant, benchreport.Connect) {
 		t.Fatalf("strongSwan client: %v", err)
 	}
 	took := time.Since(start)
-	v := benchreport.Variant{Key: "strongswan", Name: "strongSwan ↔ strongSwan", Detail: "AES-256-GCM, " + linkMTU(t, e.pair.Client, "ipsec")}
-	measureTunnel(t, &v, e.pair, hostBehind(e.pair))
-	return v, benchreport.Connect{Key: "strongswan-full", Name: "strongSwan client, full exchange", Times: []time.Duration{took},
+	tn := &tunnel{
+		v:    benchreport.Variant{Key: "strongswan", Name: "strongSwan ↔ strongSwan", Detail: "AES-256-GCM, " + linkMTU(t, e.pair.Client, "ipsec")},
+		pair: e.pair, dst: hostBehind(e.pair),
+	}
+	return tn, benchreport.Connect{Key: "strongswan-full", Name: "strongSwan client, full exchange", Times: []time.Duration{took},
 		How: "wall time of `swanctl --initiate` until the SA is listed ESTABLISHED"}
 }
 
-// benchWireGuard runs wireguard-go in both namespaces, configured with
-// wg, and measures it.
-func benchWireGuard(t *testing.T, bin string) (benchreport.Variant, []benchreport.Memory) {
+// setupQcdvpnSwan is `qcdvpn up` against a strongSwan gateway.
+func setupQcdvpnSwan(t *testing.T, bin string) *tunnel {
+	e, _ := gateway(t, gwOpts{auth: "psk", ikeProposal: benchIKE, espProposal: "aes256gcm16"})
+	p := profileFor(t, e, nil, benchIKE)
+	p["state_dir"] = filepath.Join(e.dir, "state")
+	delete(p, "timers")
+	c := startBinary(t, e.pair.Client, bin, "up", "-p", writeProfile(t, e.dir, p), "--events", "json",
+		"--log-level", "warn", "--tun", "qcdbs0", "--no-control", "--dns", "off")
+	c.waitEvent("connected", 20*time.Second)
+	const key = "qcdvpn-strongswan"
+	return &tunnel{
+		v:    benchreport.Variant{Key: key, Name: "qcdvpn up → strongSwan", Detail: "AES-256-GCM, " + linkMTU(t, e.pair.Client, "qcdbs")},
+		pair: e.pair, dst: hostBehind(e.pair),
+		pids: []int{procOf(t, c.cmd.Process.Pid, "qcdvpn")},
+		memory: func(m []rss) []benchreport.Memory {
+			return []benchreport.Memory{{Key: key, Name: "qcdvpn up (→ strongSwan, AES-256-GCM)", Side: "client",
+				Idle: m[0].idle, Loaded: m[0].loaded, HWM: m[0].hwm}}
+		},
+	}
+}
+
+// setupWireGuard runs wireguard-go in both namespaces of a new pair,
+// configured with wg.
+func setupWireGuard(t *testing.T, bin string) *tunnel {
 	pair := testbed.NewPair(t)
 	y := pair.Net.Addr().As4()[2]
 	tunnelAddr := func(host byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 201, y, host}) }
@@ -319,11 +424,17 @@ func benchWireGuard(t *testing.T, bin string) (benchreport.Variant, []benchrepor
 			}
 		}
 	}
-	v := benchreport.Variant{Key: benchreport.BaselineKey, Name: "wireguard-go ↔ wireguard-go", Detail: "ChaCha20-Poly1305, " + linkMTU(t, pair.Client, "wgc")}
-	mem := measureTunnel(t, &v, pair, ends[1].addr, ends[0].pid, ends[1].pid)
-	return v, []benchreport.Memory{
-		{Key: v.Key, Name: "wireguard-go (client side)", Side: "client", Idle: mem[0].idle, Loaded: mem[0].loaded, HWM: mem[0].hwm},
-		{Key: v.Key, Name: "wireguard-go (gateway side)", Side: "gateway", Idle: mem[1].idle, Loaded: mem[1].loaded, HWM: mem[1].hwm},
+	key := benchreport.BaselineKey
+	return &tunnel{
+		v:    benchreport.Variant{Key: key, Name: "wireguard-go ↔ wireguard-go", Detail: "ChaCha20-Poly1305, " + linkMTU(t, pair.Client, "wgc")},
+		pair: pair, dst: ends[1].addr,
+		pids: []int{ends[0].pid, ends[1].pid},
+		memory: func(m []rss) []benchreport.Memory {
+			return []benchreport.Memory{
+				{Key: key, Name: "wireguard-go (client side)", Side: "client", Idle: m[0].idle, Loaded: m[0].loaded, HWM: m[0].hwm},
+				{Key: key, Name: "wireguard-go (gateway side)", Side: "gateway", Idle: m[1].idle, Loaded: m[1].loaded, HWM: m[1].hwm},
+			}
+		},
 	}
 }
 
@@ -378,59 +489,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// rss is one process's resident set during measureTunnel, in bytes.
-type rss struct{ idle, loaded, hwm uint64 }
-
-// measureTunnel fills v's RTT and throughput through an established
-// tunnel from pair.Client to dst (an address in pair.Gateway), sampling
-// the RSS of pids: idle before the traffic, the largest VmRSS every 50 ms
-// during the iperf3 runs, VmHWM after them.
-func measureTunnel(t *testing.T, v *benchreport.Variant, pair *testbed.Pair, dst netip.Addr, pids ...int) []rss {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := pair.Client.Ping(ctx, dst); err != nil { // also WireGuard's first handshake
-		t.Fatalf("%s: no ping through the tunnel to %s: %v", v.Name, dst, err)
-	}
-	mem := make([]rss, len(pids))
-	time.Sleep(500 * time.Millisecond)
-	for i, pid := range pids {
-		mem[i].idle, _ = memStatus(t, pid)
-	}
-	v.RTT = pingRTT(t, pair.Client, dst)
-
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			for i, pid := range pids {
-				if cur, _, err := readStatus(pid); err == nil {
-					mem[i].loaded = max(mem[i].loaded, cur)
-				}
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	v.Tput1 = iperfStreams(t, pair, dst, benchSecs, 1)
-	v.Tput4 = iperfStreams(t, pair, dst, benchSecs, 4)
-	close(stop)
-	wg.Wait()
-	for i, pid := range pids {
-		_, mem[i].hwm = memStatus(t, pid)
-	}
-	t.Logf("%-28s %-28s 1 stream %6.0f Mbit/s, 4 streams %6.0f Mbit/s, RTT median %v p99 %v, rss %+v",
-		v.Name, v.Detail, v.Tput1/1e6, v.Tput4/1e6, benchreport.Median(v.RTT), benchreport.Percentile(v.RTT, 99), mem)
-	return mem
 }
 
 // iperfStreams is iperf3 TCP from pair.Client to an iperf3 server on dst
