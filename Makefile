@@ -33,7 +33,9 @@ fuzz-long:
 crossbuild:
 	./scripts/crossbuild.sh
 
-bench:
+# Micro-benchmarks, then (as root) every tunnel measured in one run into
+# docs/BENCHMARKS.md and docs/throughput.png (internal/interop TestNetBench).
+bench: deps
 	./scripts/bench.sh
 
 # Throughput through qcdvpn<->strongSwan and strongSwan<->strongSwan in one

@@ -48,3 +48,17 @@ END {
 			ms["x25519+mlkem768"] / ms["x25519"], ms["x25519+mlkem768"], ms["x25519"],
 			by["x25519+mlkem768"] / by["x25519"], by["x25519+mlkem768"], by["x25519"]
 }' build/bench-pq.txt | tee -a build/bench.txt
+
+echo
+# The tunnels, back to back in one run (root, namespaces): raw veth,
+# wireguard-go, qcdvpn (AES-256-GCM, ChaCha20-Poly1305), strongSwan and
+# qcdvpn->strongSwan; writes docs/BENCHMARKS.md and docs/throughput.png,
+# with the esp figures of build/bench.txt above.
+if [ "$(id -u)" -ne 0 ]; then
+	echo "Network benchmark skipped: needs root (namespaces); docs/BENCHMARKS.md not rewritten."
+	exit 0
+fi
+echo "Network benchmark (iperf3, ping, RSS, connect time; ratios against wireguard-go in the same run):"
+QCDVPN_BENCH_REPORT="$PWD/docs" QCDVPN_BENCH_MICRO="$PWD/build/bench.txt" \
+	go test -count=1 -v -run '^TestNetBench$' -timeout 15m ./internal/interop/ | tee build/bench-net.txt
+echo "wrote docs/BENCHMARKS.md and docs/throughput.png"

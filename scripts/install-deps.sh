@@ -8,8 +8,9 @@ set -euo pipefail
 # (Fyne's list for Debian is gcc libgl1-mesa-dev xorg-dev libxkbcommon-dev;
 # these are the parts of xorg-dev GLFW uses); its Xvfb test needs Xvfb,
 # a session bus for the tray, xwininfo and ImageMagick's import.
+# wireguard-tools is `wg`, which configures wireguard-go in make bench.
 desktop=(libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libxkbcommon-dev pkg-config xvfb xauth x11-utils imagemagick dbus-daemon)
-pkgs=("${desktop[@]}" strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins libcharon-extauth-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump openjdk-17-jdk-headless gcc libc6-dev)
+pkgs=("${desktop[@]}" wireguard-tools strongswan-charon libstrongswan-standard-plugins libcharon-extra-plugins libcharon-extauth-plugins strongswan-swanctl iperf3 iproute2 nftables iputils-ping tcpdump openjdk-17-jdk-headless gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -32,6 +32,9 @@ type qcdGatewayOpts struct {
 	ikeProposals []string // empty: the gateway's defaults
 	espProposals []string
 	timers       map[string]any // the config's "timers", if set
+	bin          string         // the qcdvpn binary; empty: qcdvpnBin (race build)
+	logLevel     string         // empty: info
+	ticketKey    string         // 64 hex digits: issue RFC 5723 tickets sealed with it
 }
 
 // startQcdGateway writes a gateway config for pair and starts `qcdvpn
@@ -56,6 +59,9 @@ func startQcdGateway(t *testing.T, pair *testbed.Pair, o qcdGatewayOpts) *qcdGat
 	if len(o.espProposals) > 0 {
 		cfg["esp_proposals"] = o.espProposals
 	}
+	if o.ticketKey != "" {
+		cfg["tickets"] = map[string]any{"keys": []map[string]string{{"id": "k1", "key_hex": o.ticketKey}}}
+	}
 	switch o.auth {
 	case "psk":
 		cfg["auth"] = map[string]any{"method": "psk", "psk": testPSK}
@@ -77,7 +83,14 @@ func startQcdGateway(t *testing.T, pair *testbed.Pair, o qcdGatewayOpts) *qcdGat
 	}
 	path := filepath.Join(g.dir, "gateway.json")
 	writeFile(t, path, b)
-	g.client = startQcdvpn(t, pair.Gateway, "gateway", "-c", path, "--events", "json", "--log-level", "info")
+	bin, level := qcdvpnBin, "info"
+	if o.bin != "" {
+		bin = o.bin
+	}
+	if o.logLevel != "" {
+		level = o.logLevel
+	}
+	g.client = startBinary(t, pair.Gateway, bin, "gateway", "-c", path, "--events", "json", "--log-level", level)
 	ev := g.waitEvent("listening", 15*time.Second)
 	if l, _ := ev["listen"].([]any); len(l) != 1 || l[0] != g.addr.String() {
 		t.Fatalf("gateway listening on %v, want [%s]", ev["listen"], g.addr)
