@@ -454,29 +454,37 @@ func (st *initState) authRequest() ([][]byte, error) {
 	return [][]byte{raw}, err
 }
 
-// authExchange runs IKE_AUTH and builds the session.
-func (st *initState) authExchange(ctx context.Context) (*Session, error) {
-	req, err := st.authRequest()
-	if err != nil {
-		return nil, err
-	}
+// protectedExchange sends req, a request under the new IKE SA's keys
+// (fragmented or not), and waits for its response: the same SPIs, exchange
+// and message ID, reassembled when the gateway fragments it.
+func (st *initState) protectedExchange(ctx context.Context, req [][]byte, exch wire.ExchangeType, mid uint32) (wire.Header, []wire.Payload, error) {
+	var rh wire.Header
 	var inner []wire.Payload
 	frags := newReassembler(0, 0)
-	mid := st.inter.authMID()
 	frags.expect(true, mid)
-	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
+	err := exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
 		h, ps, complete, err := frags.add(d.Data, st.keys)
 		if errors.Is(err, errNotFragment) {
 			h, ps, err = st.keys.open(d.Data)
 			complete = true
 		}
 		if err != nil || !complete || h.SPIi != st.spii || h.SPIr != st.spir || !h.IsResponse() ||
-			h.Exchange != wire.ExchangeIKEAuth || h.MessageID != mid {
+			h.Exchange != exch || h.MessageID != mid {
 			return false
 		}
-		inner = ps
+		rh, inner = h, ps
 		return true
 	})
+	return rh, inner, err
+}
+
+// authExchange runs IKE_AUTH and builds the session.
+func (st *initState) authExchange(ctx context.Context) (*Session, error) {
+	req, err := st.authRequest()
+	if err != nil {
+		return nil, err
+	}
+	_, inner, err := st.protectedExchange(ctx, req, wire.ExchangeIKEAuth, st.inter.authMID())
 	if err != nil {
 		return nil, fmt.Errorf("IKE_AUTH with %s: %w", st.remote, err)
 	}

@@ -169,22 +169,7 @@ func (st *initState) authRound(ctx context.Context, ps []wire.Payload) ([]wire.P
 		return nil, err
 	}
 	st.authID = id
-	var inner []wire.Payload
-	frags := newReassembler(0, 0)
-	frags.expect(true, id)
-	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
-		h, ps, complete, err := frags.add(d.Data, st.keys)
-		if errors.Is(err, errNotFragment) {
-			h, ps, err = st.keys.open(d.Data)
-			complete = true
-		}
-		if err != nil || !complete || h.SPIi != st.spii || h.SPIr != st.spir || !h.IsResponse() ||
-			h.Exchange != wire.ExchangeIKEAuth || h.MessageID != id {
-			return false
-		}
-		inner = ps
-		return true
-	})
+	_, inner, err := st.protectedExchange(ctx, req, wire.ExchangeIKEAuth, id)
 	if err != nil {
 		return nil, fmt.Errorf("IKE_AUTH (EAP, message %d) with %s: %w", id, st.remote, err)
 	}

@@ -119,23 +119,7 @@ func (st *initState) intermediateOne(ctx context.Context, group uint16) error {
 	if err != nil {
 		return err
 	}
-	var rh wire.Header
-	var inner []wire.Payload
-	frags := newReassembler(0, 0)
-	frags.expect(true, mid)
-	err = exchange(ctx, st.t, st.ch, st.cfg.Retransmit, req, st.remote, st.encap, func(d Datagram) bool {
-		h, ps, complete, err := frags.add(d.Data, st.keys)
-		if errors.Is(err, errNotFragment) {
-			h, ps, err = st.keys.open(d.Data)
-			complete = true
-		}
-		if err != nil || !complete || h.SPIi != st.spii || h.SPIr != st.spir || !h.IsResponse() ||
-			h.Exchange != wire.ExchangeIKEIntermediate || h.MessageID != mid {
-			return false
-		}
-		rh, inner = h, ps
-		return true
-	})
+	rh, inner, err := st.protectedExchange(ctx, req, wire.ExchangeIKEIntermediate, mid)
 	if err != nil {
 		return fmt.Errorf("IKE_INTERMEDIATE (%s) with %s: %w", name, st.remote, err)
 	}
