@@ -95,6 +95,7 @@ func (p *cliProc) waitEvent(t *testing.T, typ sdk.EventType, timeout time.Durati
 	t.Helper()
 	deadline := time.After(timeout)
 	seen := 0
+	exited := false
 	for {
 		p.mu.Lock()
 		lines, kick := p.lines[seen:], p.kick
@@ -105,10 +106,15 @@ func (p *cliProc) waitEvent(t *testing.T, typ sdk.EventType, timeout time.Durati
 				return e
 			}
 		}
+		if exited {
+			t.Fatalf("exited (%v) before a %s event; stderr: %s", p.cmd.ProcessState, typ, p.errText())
+		}
 		select {
 		case <-kick:
 		case <-p.done:
-			t.Fatalf("exited (%v) before a %s event; stderr: %s", p.cmd.ProcessState, typ, p.errText())
+			// Every line was read before done closed; look at the
+			// ones that came with it once more.
+			exited = true
 		case <-deadline:
 			t.Fatalf("no %s event; stderr: %s", typ, p.errText())
 		}
