@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/qcdvpn/qcdvpn/sdk"
@@ -80,6 +81,10 @@ func Listen(path string, opts ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Another process bound it since removeStale looked.
+		return nil, fmt.Errorf("control socket %s: %w", path, ErrInUse)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
