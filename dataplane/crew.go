@@ -99,3 +99,27 @@ hand:
 	}
 	wg.Wait()
 }
+
+// Results returns res resized to n slots, one per packet of a batch the
+// crew will fill (nil: dropped).
+func Results(res [][]byte, n int) [][]byte {
+	if cap(res) < n {
+		return make([][]byte, n, max(n, 2*cap(res)))
+	}
+	return res[:n]
+}
+
+// Gather appends the packets a crew left in res to w in batch order,
+// clears res, and returns them with the bytes of their inner packets
+// (each buffer holds WriteOffset bytes of headroom first).
+func Gather(res, w [][]byte) ([][]byte, uint64) {
+	var bytes uint64
+	for k, r := range res {
+		if r != nil {
+			w = append(w, r)
+			bytes += uint64(len(r) - WriteOffset)
+			res[k] = nil
+		}
+	}
+	return w, bytes
+}

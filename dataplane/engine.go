@@ -440,20 +440,9 @@ func (e *Engine) HandleESP(pkts []ike.ESPPacket) {
 		b.pkts = append(b.pkts, p.Data)
 	}
 	n := len(b.pkts)
-	if cap(b.res) < n {
-		b.res = make([][]byte, n, max(n, 2*cap(b.res)))
-	}
-	b.res = b.res[:n]
+	b.res = Results(b.res, n)
 	e.crew.Load().Do(n, &b.wg, b.f)
-	w := e.inBufs[:0]
-	var bytes uint64
-	for k, r := range b.res {
-		if r != nil {
-			w = append(w, r)
-			bytes += uint64(len(r) - WriteOffset)
-			b.res[k] = nil
-		}
-	}
+	w, bytes := Gather(b.res, e.inBufs[:0])
 	b.st = nil
 	clear(b.pkts) // no references to the transport's buffers kept
 	e.inBufs = w[:0]

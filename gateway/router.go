@@ -612,20 +612,9 @@ func (r *Router) HandleESP(pkts []ike.ESPPacket) {
 		b.pkts = append(b.pkts, p.Data)
 	}
 	n := len(b.pkts)
-	if cap(b.res) < n {
-		b.res = make([][]byte, n, max(n, 2*cap(b.res)))
-	}
-	b.res = b.res[:n]
+	b.res = dataplane.Results(b.res, n)
 	r.crew.Load().Do(n, &b.wg, b.f)
-	w := r.inBufs[:0]
-	var bytes uint64
-	for k, x := range b.res {
-		if x != nil {
-			w = append(w, x)
-			bytes += uint64(len(x) - dataplane.WriteOffset)
-			b.res[k] = nil
-		}
-	}
+	w, bytes := dataplane.Gather(b.res, r.inBufs[:0])
 	clear(b.es)
 	clear(b.pkts) // no references to the transport's buffers kept
 	r.inBufs = w[:0]
